@@ -1,0 +1,15 @@
+/** Jest runs in native ESM mode: the NestJS 12 packages are ESM-only. */
+export default {
+  testEnvironment: 'node',
+  rootDir: '.',
+  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/test'],
+  testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: {
+    '^#session-store$': '<rootDir>/libs/session-store/src/index.ts',
+    '^#session-store/express$': '<rootDir>/libs/session-store/src/express-session-store.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }] },
+  testTimeout: 30000,
+};

@@ -1,0 +1,164 @@
+import session from 'express-session';
+import type { SessionData } from 'express-session';
+import { SessionRevokedError } from './errors.js';
+import { secretHash } from './keys.js';
+import { scanKeys } from './scan.js';
+import type { SessionStore } from './session-store.js';
+
+type Callback<T = void> = (err?: unknown, result?: T) => void;
+
+export interface ExpressSessionStoreOptions {
+  /** The session store whose Redis, prefix and tag secret this adapter shares. */
+  store: SessionStore;
+  /**
+   * Where the session holds its user id: a dotted path (default `userId`; e.g. `passport.user`) or a
+   * function. A session without one is anonymous: stored, but not indexed under any user.
+   */
+  userField?: string | ((session: SessionData) => unknown);
+  /** Lifetime of a session whose cookie has no expiry. Default 86,400 s. */
+  ttlSeconds?: number;
+}
+
+/**
+ * An express-session `Store` on Redis that drops in where connect-redis is used. It keeps
+ * express-session's own ids (hashed), indexes each logged-in session under its user, and refuses a
+ * session issued before the user's not-before, so `SessionStore.revokeUser` logs these users out too.
+ */
+export class ExpressSessionStore extends session.Store {
+  private readonly core: SessionStore['internals'];
+  private readonly userOf: (s: SessionData) => unknown;
+  private readonly ttlMs: number;
+
+  constructor(options: ExpressSessionStoreOptions) {
+    super();
+    this.core = options.store.internals;
+    const field = options.userField ?? 'userId';
+    this.userOf =
+      typeof field === 'function'
+        ? field
+        : (s) =>
+            field.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], s);
+    this.ttlMs = (options.ttlSeconds ?? 86_400) * 1000;
+  }
+
+  override get(sid: string, cb: Callback<SessionData | null>): void {
+    this.read(sid).then((s) => cb(null, s), cb);
+  }
+
+  override set(sid: string, sess: SessionData, cb?: Callback): void {
+    this.write(sid, sess).then(
+      () => cb?.(),
+      (err) => cb?.(err),
+    );
+  }
+
+  override touch(sid: string, sess: SessionData, cb?: Callback): void {
+    this.set(sid, sess, cb);
+  }
+
+  override destroy(sid: string, cb?: Callback): void {
+    this.remove(secretHash(sid)).then(
+      () => cb?.(),
+      (err) => cb?.(err),
+    );
+  }
+
+  override all(cb: Callback<SessionData[]>): void {
+    this.collect().then(
+      (rows) =>
+        cb(
+          null,
+          rows.map((r) => r.session),
+        ),
+      cb,
+    );
+  }
+
+  override length(cb: Callback<number>): void {
+    this.collect().then((rows) => cb(null, rows.length), cb);
+  }
+
+  override clear(cb?: Callback): void {
+    this.clearAll().then(
+      () => cb?.(),
+      (err) => cb?.(err),
+    );
+  }
+
+  /** The hashed ids of the live sessions (express-session's own ids are never stored). */
+  ids(cb: Callback<string[]>): void {
+    this.collect().then(
+      (rows) =>
+        cb(
+          null,
+          rows.map((r) => r.id),
+        ),
+      cb,
+    );
+  }
+
+  private async read(sid: string): Promise<SessionData | null> {
+    const { redis, keys } = this.core;
+    const [tag, iat, data] = await redis.hmget(keys.expressSession(secretHash(sid)), 'tag', 'iat', 'data');
+    if (!data) return null;
+    if (tag && Number(iat) < Number((await redis.get(keys.notBefore(tag))) ?? 0)) return null;
+    return JSON.parse(data) as SessionData;
+  }
+
+  private async write(sid: string, sess: SessionData): Promise<void> {
+    const { keys, scripts, mapErrors } = this.core;
+    const user = this.userOf(sess);
+    const userId = user === undefined || user === null || user === '' ? '' : String(user);
+    const tag = userId ? keys.userTag(userId) : '';
+    const expires = sess.cookie?.expires ? new Date(sess.cookie.expires).getTime() : Date.now() + this.ttlMs;
+    const hash = secretHash(sid);
+    const [iat, reindex] = (await scripts.saveExpressSession(
+      keys.expressSession(hash),
+      userId,
+      tag,
+      JSON.stringify(sess),
+      expires,
+    )) as [string, number];
+    if (reindex !== 1) return;
+    try {
+      await mapErrors(
+        scripts.indexForeign(keys.notBefore(tag), keys.userIndex(tag), 'e', hash, iat, expires),
+      );
+    } catch (err) {
+      // Born before the user's not-before: it must not live on unindexed.
+      if (err instanceof SessionRevokedError) await this.remove(hash);
+      else throw err;
+    }
+  }
+
+  private async remove(hash: string): Promise<void> {
+    const { redis, keys } = this.core;
+    const record = keys.expressSession(hash);
+    const [tag, iat] = await redis.hmget(record, 'tag', 'iat');
+    await redis.unlink(record);
+    if (tag && iat) await redis.zrem(keys.userIndex(tag), `e:${iat}:${hash}`);
+  }
+
+  private async collect(): Promise<{ id: string; session: SessionData }[]> {
+    const { redis, keys } = this.core;
+    const prefix = keys.expressSession('');
+    const out: { id: string; session: SessionData }[] = [];
+    for await (const { keys: found } of scanKeys(redis, `${prefix}*`)) {
+      for (const key of found) {
+        const id = key.slice(prefix.length);
+        const [tag, iat, data] = await redis.hmget(key, 'tag', 'iat', 'data');
+        if (!data) continue;
+        if (tag && Number(iat) < Number((await redis.get(keys.notBefore(tag))) ?? 0)) continue;
+        out.push({ id, session: JSON.parse(data) as SessionData });
+      }
+    }
+    return out;
+  }
+
+  private async clearAll(): Promise<void> {
+    const { redis, keys } = this.core;
+    for await (const { keys: found } of scanKeys(redis, `${keys.expressSession('')}*`)) {
+      await Promise.all(found.map((k) => this.remove(k.slice(keys.expressSession('').length))));
+    }
+  }
+}

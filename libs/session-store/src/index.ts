@@ -1,0 +1,13 @@
+export { SessionStore } from './session-store.js';
+export type {
+  CachedToken,
+  CreateSessionInput,
+  CreatedSession,
+  RevokeResult,
+  Session,
+  SessionStoreOptions,
+  SessionSummary,
+  SweepResult,
+} from './session-store.js';
+export { InvalidArgumentError, SessionRevokedError, SessionStoreError } from './errors.js';
+export type { RedisClient } from './scripts.js';

@@ -1,0 +1,68 @@
+import { createHash, createHmac } from 'node:crypto';
+
+/** Base64url of the first 16 bytes of a digest: 22 characters, 128 bits. */
+const short = (digest: Buffer): string => digest.subarray(0, 16).toString('base64url');
+
+/** The non-secret id of a secret value (session id, token): Redis only ever sees this. */
+export const secretHash = (secret: string): string => short(createHash('sha256').update(secret).digest());
+
+/**
+ * The key layout. A user's keys share the hash tag `{tag}`, where tag is a keyed hash of the user id,
+ * so one Lua script can touch all of them on Redis Cluster and the user id never appears in a cookie.
+ */
+export class KeySpace {
+  constructor(
+    readonly prefix: string,
+    private readonly tagSecret: string,
+  ) {}
+
+  userTag(userId: string): string {
+    return short(createHmac('sha256', this.tagSecret).update(userId).digest());
+  }
+
+  session(tag: string, handle: string): string {
+    return `${this.prefix}:{${tag}}:s:${handle}`;
+  }
+  notBefore(tag: string): string {
+    return `${this.prefix}:{${tag}}:nb`;
+  }
+  idpNotBefore(tag: string): string {
+    return `${this.prefix}:{${tag}}:inb`;
+  }
+  userIndex(tag: string): string {
+    return `${this.prefix}:{${tag}}:idx`;
+  }
+  token(hash: string): string {
+    return `${this.prefix}:t:${hash}`;
+  }
+  expressSession(hash: string): string {
+    return `${this.prefix}:es:${hash}`;
+  }
+  group(groupId: string): string {
+    return `${this.prefix}:grp:{${secretHash(groupId)}}`;
+  }
+  idpIndex(idpHash: string): string {
+    return `${this.prefix}:idp:{${idpHash}}:idx`;
+  }
+  idpNotBeforeGlobal(idpHash: string): string {
+    return `${this.prefix}:idp:{${idpHash}}:nb`;
+  }
+  /** SCAN patterns of every sorted-set index the sweep trims. */
+  indexPatterns(): string[] {
+    return [`${this.prefix}:{*}:idx`, `${this.prefix}:grp:{*}`, `${this.prefix}:idp:{*}:idx`];
+  }
+}
+
+/** An index member names the record kind, the instant it was issued and its id: `s:<issuedAt>:<handle>`. */
+export interface IndexEntry {
+  kind: 's' | 't' | 'e';
+  issuedAt: number;
+  id: string;
+  member: string;
+}
+
+export function parseIndexMember(member: string): IndexEntry | null {
+  const m = /^([ste]):(\d+):(.+)$/.exec(member);
+  if (!m) return null;
+  return { kind: m[1] as IndexEntry['kind'], issuedAt: Number(m[2]), id: m[3]!, member };
+}

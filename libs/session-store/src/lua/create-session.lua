@@ -1,0 +1,44 @@
+-- create-session: write one session and its index entry atomically (design invariant 3).
+-- All keys share the user's hash tag, so this holds on Redis Cluster.
+-- KEYS[1] session record (hash)   KEYS[2] user not-before (string, epoch ms)
+-- KEYS[3] user index (zset: member -> expiresAt)   KEYS[4] user IdP-session not-before (hash)
+-- ARGV[1] user id   ARGV[2] ttl ms   ARGV[3] notAfter ms or ''   ARGV[4] issuedAt ms or '' (then Redis time)
+-- ARGV[5] IdP session id or ''   ARGV[6] its hash or ''   ARGV[7] global not-before of that IdP session or ''
+-- ARGV[8] groups (JSON) or ''   ARGV[9] claims (JSON) or ''   ARGV[10] handle
+-- Returns {issuedAt, expiresAt}; error 'EXPIRED' when notAfter leaves no lifetime,
+-- error 'REVOKED' when the session would be born before a not-before stamp (a racing login loses).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local iat = now
+if ARGV[4] ~= '' then iat = tonumber(ARGV[4]) end
+local exp = now + tonumber(ARGV[2])
+if ARGV[3] ~= '' then exp = math.min(exp, tonumber(ARGV[3])) end
+if exp <= now then return redis.error_reply('EXPIRED') end
+
+if iat < tonumber(redis.call('GET', KEYS[2]) or '0') then return redis.error_reply('REVOKED') end
+local ih = ARGV[6]
+if ih ~= '' then
+  local inb = tonumber(redis.call('HGET', KEYS[4], ih) or '0')
+  local gnb = tonumber(ARGV[7] ~= '' and ARGV[7] or '0')
+  if iat < inb or iat < gnb then return redis.error_reply('REVOKED') end
+end
+
+local siat = string.format('%.0f', iat)
+local sexp = string.format('%.0f', exp)
+local fields = { 'uid', ARGV[1], 'iat', siat, 'exp', sexp, 'ttl', ARGV[2] }
+if ARGV[3] ~= '' then table.insert(fields, 'na'); table.insert(fields, ARGV[3]) end
+if ih ~= '' then
+  table.insert(fields, 'idp'); table.insert(fields, ARGV[5])
+  table.insert(fields, 'ih'); table.insert(fields, ih)
+end
+if ARGV[8] ~= '' then table.insert(fields, 'g'); table.insert(fields, ARGV[8]) end
+if ARGV[9] ~= '' then table.insert(fields, 'c'); table.insert(fields, ARGV[9]) end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('PEXPIREAT', KEYS[1], sexp)
+
+-- Index: add, trim what has expired, and let the key live as long as its latest member (invariant 4).
+redis.call('ZADD', KEYS[3], sexp, 's:' .. siat .. ':' .. ARGV[10])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[3], last[2])
+return { siat, sexp }

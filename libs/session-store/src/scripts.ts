@@ -1,0 +1,58 @@
+import { readFileSync } from 'node:fs';
+import type { Cluster, Redis } from 'ioredis';
+
+export type RedisClient = Redis | Cluster;
+type Arg = string | number;
+export type ScriptCall = (...keysThenArgs: Arg[]) => Promise<unknown>;
+
+/** Each Lua script: its file (next to this one, in lua/) and how many KEYS it takes (-1: given per call). */
+const SCRIPTS = {
+  createSession: 4,
+  getSession: 3,
+  touchSession: 4,
+  revokeUser: 2,
+  deleteEntries: -1,
+  revokeHandle: 2,
+  registerIdpSession: 2,
+  revokeIdpSession: 2,
+  revokeIdpUser: -1,
+  indexGroup: 1,
+  indexForeign: 2,
+  unlinkOwned: 1,
+  saveExpressSession: 1,
+} as const;
+
+export type ScriptName = keyof typeof SCRIPTS;
+export type Scripts = Record<ScriptName, ScriptCall>;
+
+const fileName = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`) + '.lua';
+const sources = new Map<ScriptName, string>();
+const source = (name: ScriptName): string => {
+  let lua = sources.get(name);
+  if (lua === undefined) {
+    lua = readFileSync(new URL(`./lua/${fileName(name)}`, import.meta.url), 'utf8');
+    sources.set(name, lua);
+  }
+  return lua;
+};
+
+/**
+ * Registers the scripts on the client with ioredis' defineCommand (EVALSHA, falling back to EVAL once),
+ * under names prefixed `sessionStore_` so they cannot clash with an application's own commands.
+ */
+export function defineScripts(redis: RedisClient): Scripts {
+  const client = redis as unknown as Record<string, unknown>;
+  const scripts = {} as Scripts;
+  for (const [name, numberOfKeys] of Object.entries(SCRIPTS) as [ScriptName, number][]) {
+    const command = `sessionStore_${name}`;
+    if (typeof client[command] !== 'function') {
+      redis.defineCommand(
+        command,
+        numberOfKeys < 0 ? { lua: source(name) } : { lua: source(name), numberOfKeys },
+      );
+    }
+    const fn = client[command] as (...args: Arg[]) => Promise<unknown>;
+    scripts[name] = (...args: Arg[]) => fn.apply(redis, args);
+  }
+  return scripts;
+}

@@ -1,0 +1,389 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Cluster, Redis } from 'ioredis';
+import {
+  deletePrefix,
+  startCluster,
+  testRedis,
+  uniquePrefix,
+  waitFor,
+  type TestCluster,
+} from '../../../test/support/redis.js';
+import { InvalidArgumentError, SessionRevokedError, SessionStore } from './index.js';
+
+const TAG_SECRET = 'contract-tag-secret-0123456789';
+
+/** Every key under the prefix, with its value, so tests can assert what Redis holds. */
+async function dump(redis: Redis | Cluster, prefix: string): Promise<string> {
+  const nodes = 'nodes' in redis ? (redis as Cluster).nodes('master') : [redis as Redis];
+  const out: string[] = [];
+  for (const node of nodes) {
+    const keys = await node.keys(`${prefix}:*`);
+    for (const key of keys) {
+      const type = await node.type(key);
+      const value =
+        type === 'hash'
+          ? await node.hgetall(key)
+          : type === 'zset'
+            ? await node.zrange(key, 0, -1)
+            : await node.get(key);
+      out.push(key, JSON.stringify(value));
+    }
+  }
+  return out.join('\n');
+}
+
+function contract(
+  name: string,
+  connect: () => Promise<{ redis: Redis | Cluster; done: () => Promise<void> }>,
+) {
+  describe(`SessionStore contract (${name})`, () => {
+    let redis: Redis | Cluster;
+    let done: () => Promise<void>;
+    const prefix = uniquePrefix('store');
+    let store: SessionStore;
+    let n = 0;
+    const user = () => `user-${++n}@example.com`;
+
+    beforeAll(async () => {
+      ({ redis, done } = await connect());
+      store = new SessionStore({ redis, prefix, tagSecret: TAG_SECRET, clockSkewMs: 5000 });
+    });
+    afterAll(async () => {
+      await deletePrefix(redis, prefix);
+      await done();
+    });
+
+    it('creates a session and reads it back in one call', async () => {
+      const userId = user();
+      const before = Date.now();
+      const created = await store.createSession({
+        userId,
+        ttlSeconds: 3600,
+        idpSessionId: 'idp-1',
+        groups: ['g1', 'g2', 'g1'],
+        claims: { name: 'Alice', amr: ['pwd'] },
+      });
+      expect(created.sessionId).toMatch(/^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
+      expect(created.sessionId).not.toContain(userId);
+      expect(created.handle).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      expect(created.expiresAt).toBeGreaterThanOrEqual(before + 3600_000 - 1000);
+      expect(created.expiresAt).toBeLessThanOrEqual(Date.now() + 3600_000 + 1000);
+      await expect(store.getSession(created.sessionId)).resolves.toEqual({
+        userId,
+        handle: created.handle,
+        issuedAt: created.issuedAt,
+        expiresAt: created.expiresAt,
+        idpSessionId: 'idp-1',
+        groups: ['g1', 'g2'],
+        claims: { name: 'Alice', amr: ['pwd'] },
+      });
+    });
+
+    it('keeps every key of a user in one hash slot and holds only hashes of secrets', async () => {
+      const userId = user();
+      const { sessionId } = await store.createSession({ userId, ttlSeconds: 60 });
+      await store.cacheToken('raw-access-token-value', { userId, expiresAt: Date.now() + 60_000 });
+      await store.revokeUser(userId, { notBefore: Date.now() - 60_000 });
+      const tag = store.keys.userTag(userId);
+      const userKeys = [store.keys.notBefore(tag), store.keys.userIndex(tag), store.keys.session(tag, 'x')];
+      const slots = await Promise.all(userKeys.map((k) => redis.cluster('KEYSLOT', k).catch(() => null)));
+      if (name === 'cluster') expect(new Set(slots).size).toBe(1);
+      const everything = await dump(redis, prefix);
+      expect(everything).not.toContain(sessionId);
+      expect(everything).not.toContain(sessionId.split('.')[1]);
+      expect(everything).not.toContain('raw-access-token-value');
+    });
+
+    it('caps the lifetime by notAfter', async () => {
+      const notAfter = Date.now() + 10_000;
+      const created = await store.createSession({ userId: user(), ttlSeconds: 3600, notAfter });
+      expect(created.expiresAt).toBe(notAfter);
+      const tag = created.sessionId.split('.')[0]!;
+      const pttl = await redis.pttl(store.keys.session(tag, created.handle));
+      expect(pttl).toBeGreaterThan(0);
+      expect(pttl).toBeLessThanOrEqual(10_000);
+      const touched = await store.touchSession(created.sessionId, 7200);
+      expect(touched?.expiresAt).toBe(notAfter);
+    });
+
+    it('returns null once a session expires', async () => {
+      const { sessionId } = await store.createSession({
+        userId: user(),
+        ttlSeconds: 3600,
+        notAfter: Date.now() + 300,
+      });
+      expect(await store.getSession(sessionId)).not.toBeNull();
+      await waitFor(async () => (await store.getSession(sessionId)) === null, 'the session to expire', 5000);
+    });
+
+    it('returns null for an unknown session id of the right format', async () => {
+      const { sessionId } = await store.createSession({ userId: user(), ttlSeconds: 60 });
+      const forged = `${sessionId.split('.')[0]}.${'A'.repeat(43)}`;
+      expect(await store.getSession(forged)).toBeNull();
+    });
+
+    it('touches a session forward and destroys it', async () => {
+      const { sessionId, expiresAt } = await store.createSession({ userId: user(), ttlSeconds: 60 });
+      const touched = await store.touchSession(sessionId, 600);
+      expect(touched!.expiresAt).toBeGreaterThan(expiresAt);
+      expect((await store.getSession(sessionId))!.expiresAt).toBe(touched!.expiresAt);
+      expect(await store.destroySession(sessionId)).toBe(true);
+      expect(await store.destroySession(sessionId)).toBe(false);
+      expect(await store.getSession(sessionId)).toBeNull();
+      expect(await store.touchSession(sessionId)).toBeNull();
+    });
+
+    it('revokes every session and cached token of a user at once, and nobody else', async () => {
+      const [alice, bob] = [user(), user()];
+      const a = await Promise.all(
+        [1, 2, 3].map(() => store.createSession({ userId: alice, ttlSeconds: 600 })),
+      );
+      const b = await store.createSession({ userId: bob, ttlSeconds: 600 });
+      await store.cacheToken('alice-token', {
+        userId: alice,
+        expiresAt: Date.now() + 60_000,
+        claims: { scope: 'x' },
+      });
+      expect((await store.getCachedToken('alice-token'))?.claims).toEqual({ scope: 'x' });
+
+      const result = await store.revokeUser(alice, { reason: 'test' });
+      expect(result).toMatchObject({ revoked: 3, tokens: 1 });
+      for (const s of a) expect(await store.getSession(s.sessionId)).toBeNull();
+      expect(await store.getCachedToken('alice-token')).toBeNull();
+      expect(await store.getSession(b.sessionId)).not.toBeNull();
+      expect(await store.listUserSessions(alice)).toEqual([]);
+      const tag = store.keys.userTag(alice);
+      expect(
+        await redis.exists(store.keys.userIndex(tag), ...a.map((s) => store.keys.session(tag, s.handle))),
+      ).toBe(0);
+      // A second revocation finds nothing left to delete.
+      expect((await store.revokeUser(alice)).revoked).toBe(0);
+    });
+
+    it('revokes at notBefore + skew: later sessions stay, and the stamp only moves forward', async () => {
+      const userId = user();
+      const t0 = Date.now() - 60_000;
+      const old = await store.createSession({ userId, ttlSeconds: 600, issuedAt: t0 });
+      const withinSkew = await store.createSession({
+        userId,
+        ttlSeconds: 600,
+        issuedAt: t0 + 10_000 + 4_000,
+      });
+      const fresh = await store.createSession({ userId, ttlSeconds: 600, issuedAt: t0 + 10_000 + 6_000 });
+
+      const r = await store.revokeUser(userId, { notBefore: t0 + 10_000 });
+      expect(r.revoked).toBe(2);
+      expect(r.notBefore).toBe(t0 + 10_000 + 5_000 + 1);
+      expect(await store.getSession(old.sessionId)).toBeNull();
+      expect(await store.getSession(withinSkew.sessionId)).toBeNull();
+      expect(await store.getSession(fresh.sessionId)).not.toBeNull();
+
+      // An old event replayed later does not lower the stamp and kills nothing new.
+      const replay = await store.revokeUser(userId, { notBefore: t0 });
+      expect(replay).toMatchObject({ revoked: 0, notBefore: r.notBefore });
+      expect(await store.getSession(fresh.sessionId)).not.toBeNull();
+      // A login that claims to predate the stamp is refused and writes nothing.
+      await expect(store.createSession({ userId, ttlSeconds: 60, issuedAt: t0 })).rejects.toBeInstanceOf(
+        SessionRevokedError,
+      );
+      expect(await store.listUserSessions(userId)).toHaveLength(1);
+    });
+
+    it('deletes thousands of sessions in bounded batches', async () => {
+      const small = new SessionStore({ redis, prefix, tagSecret: TAG_SECRET, batchSize: 64 });
+      const userId = user();
+      const created = await Promise.all(
+        Array.from({ length: 1000 }, () => small.createSession({ userId, ttlSeconds: 600 })),
+      );
+      const keeper = await small.createSession({ userId, ttlSeconds: 600, issuedAt: Date.now() + 4000 });
+      const r = await small.revokeUser(userId, { notBefore: Date.now() - 5000 + 2000 });
+      expect(r.revoked).toBe(1000);
+      expect(await small.getSession(created[500]!.sessionId)).toBeNull();
+      expect((await small.listUserSessions(userId)).map((s) => s.handle)).toEqual([keeper.handle]);
+    });
+
+    it('revokes only the sessions born of one IdP session', async () => {
+      const userId = user();
+      const fromIdp = await store.createSession({ userId, ttlSeconds: 600, idpSessionId: 'ping-sess-1' });
+      const fromIdp2 = await store.createSession({ userId, ttlSeconds: 600, idpSessionId: 'ping-sess-1' });
+      const other = await store.createSession({ userId, ttlSeconds: 600, idpSessionId: 'ping-sess-2' });
+      const plain = await store.createSession({ userId, ttlSeconds: 600 });
+
+      const r = await store.revokeIdpSession('ping-sess-1', { userId });
+      expect(r.revoked).toBe(2);
+      expect(await store.getSession(fromIdp.sessionId)).toBeNull();
+      expect(await store.getSession(fromIdp2.sessionId)).toBeNull();
+      expect(await store.getSession(other.sessionId)).not.toBeNull();
+      expect(await store.getSession(plain.sessionId)).not.toBeNull();
+
+      // Without the user id (a back-channel logout with only `sid`), found through the IdP-session index.
+      expect((await store.revokeIdpSession('ping-sess-2')).revoked).toBe(1);
+      expect(await store.getSession(other.sessionId)).toBeNull();
+      // A login from the logged-out IdP session that claims an earlier instant is refused.
+      await expect(
+        store.createSession({
+          userId,
+          ttlSeconds: 60,
+          idpSessionId: 'ping-sess-2',
+          issuedAt: Date.now() - 1000,
+        }),
+      ).rejects.toBeInstanceOf(SessionRevokedError);
+      // A new login after the logout (past the skew) from the same IdP session id lives.
+      const later = await store.createSession({
+        userId,
+        ttlSeconds: 60,
+        idpSessionId: 'ping-sess-2',
+        issuedAt: Date.now() + 4_000,
+      });
+      expect(await store.getSession(later.sessionId)).not.toBeNull();
+    });
+
+    it('lists a user’s live sessions without secrets and revokes one by handle', async () => {
+      const userId = user();
+      const s1 = await store.createSession({
+        userId,
+        ttlSeconds: 600,
+        groups: ['admins'],
+        idpSessionId: 'idp-x',
+      });
+      const s2 = await store.createSession({ userId, ttlSeconds: 900 });
+      const list = await store.listUserSessions(userId);
+      expect(list).toHaveLength(2);
+      expect(list).toEqual(
+        expect.arrayContaining([
+          {
+            handle: s1.handle,
+            issuedAt: s1.issuedAt,
+            expiresAt: s1.expiresAt,
+            idpSessionId: 'idp-x',
+            groups: ['admins'],
+          },
+          { handle: s2.handle, issuedAt: s2.issuedAt, expiresAt: s2.expiresAt, groups: [] },
+        ]),
+      );
+      expect(JSON.stringify(list)).not.toContain(s1.sessionId);
+      expect(await store.revokeSessionHandle(userId, s1.handle)).toBe(true);
+      expect(await store.revokeSessionHandle(userId, s1.handle)).toBe(false);
+      expect(await store.revokeSessionHandle(user(), s2.handle)).toBe(false);
+      expect(await store.getSession(s1.sessionId)).toBeNull();
+      expect(await store.getSession(s2.sessionId)).not.toBeNull();
+    });
+
+    it('finds the users holding a live session with a group', async () => {
+      const [a, b, c] = [user(), user(), user()];
+      await store.createSession({ userId: a, ttlSeconds: 600, groups: ['finance'] });
+      await store.createSession({ userId: b, ttlSeconds: 600, groups: ['finance', 'ops'] });
+      await store.createSession({ userId: c, ttlSeconds: 600, groups: ['ops'] });
+      await store.createSession({
+        userId: c,
+        ttlSeconds: 600,
+        groups: ['finance'],
+        notAfter: Date.now() + 200,
+      });
+      await waitFor(
+        async () => (await store.usersInGroup('finance')).length === 2,
+        'c’s finance session to expire',
+      );
+      expect((await store.usersInGroup('finance')).sort()).toEqual([a, b].sort());
+      expect((await store.usersInGroup('ops')).sort()).toEqual([b, c].sort());
+      expect(await store.usersInGroup('nobody')).toEqual([]);
+    });
+
+    it('caches tokens until they expire, refusing one issued before the user’s not-before', async () => {
+      const userId = user();
+      await store.cacheToken('short-token', { userId, expiresAt: Date.now() + 300, claims: { sub: userId } });
+      expect(await store.getCachedToken('short-token')).toMatchObject({ userId, claims: { sub: userId } });
+      await waitFor(
+        async () => (await store.getCachedToken('short-token')) === null,
+        'the token to expire',
+        5000,
+      );
+      expect(await store.getCachedToken('never-cached')).toBeNull();
+
+      await store.revokeUser(userId);
+      const iat = Math.floor((Date.now() - 60_000) / 1000);
+      await expect(
+        store.cacheToken('old-token', { userId, expiresAt: Date.now() + 60_000, claims: { iat } }),
+      ).rejects.toBeInstanceOf(SessionRevokedError);
+      expect(await store.getCachedToken('old-token')).toBeNull();
+    });
+
+    it('sweeps expired entries from indexes no write touches again', async () => {
+      const userId = user();
+      await store.createSession({ userId, ttlSeconds: 600, groups: ['sweep-g'], idpSessionId: 'sweep-idp' });
+      await Promise.all(
+        [1, 2, 3].map(() =>
+          store.createSession({
+            userId,
+            ttlSeconds: 600,
+            groups: ['sweep-g'],
+            idpSessionId: 'sweep-idp',
+            notAfter: Date.now() + 100,
+          }),
+        ),
+      );
+      const tag = store.keys.userTag(userId);
+      expect(await redis.zcard(store.keys.userIndex(tag))).toBe(4);
+      await waitFor(
+        async () => (await store.listUserSessions(userId)).length === 1,
+        'three sessions to expire',
+      );
+      const swept = await store.sweep({ count: 100 });
+      expect(swept.trimmed).toBeGreaterThanOrEqual(3);
+      expect(await redis.zcard(store.keys.userIndex(tag))).toBe(1);
+      // The index key itself lives exactly as long as its latest member.
+      const [pttl, latest] = await Promise.all([
+        redis.pexpiretime(store.keys.userIndex(tag)),
+        redis.zrange(store.keys.userIndex(tag), -1, -1, 'WITHSCORES'),
+      ]);
+      expect(pttl).toBe(Number(latest[1]));
+    });
+
+    it('rejects bad input with a typed error and writes nothing', async () => {
+      const before = await dump(redis, prefix);
+      const bad: Promise<unknown>[] = [
+        store.createSession({ userId: '', ttlSeconds: 60 }),
+        store.createSession({ userId: 'x'.repeat(257), ttlSeconds: 60 }),
+        store.createSession({ userId: 'u', ttlSeconds: 0 }),
+        store.createSession({ userId: 'u', ttlSeconds: -5 }),
+        store.createSession({ userId: 'u', ttlSeconds: 1.5 }),
+        store.createSession({ userId: 'u', ttlSeconds: 60, notAfter: Date.now() - 1 }),
+        store.createSession({ userId: 'u', ttlSeconds: 60, issuedAt: Date.now() + 3600_000 }),
+        store.createSession({ userId: 'u', ttlSeconds: 60, groups: [''] }),
+        store.createSession({
+          userId: 'u',
+          ttlSeconds: 60,
+          claims: [] as unknown as Record<string, unknown>,
+        }),
+        store.getSession('not-a-session-id'),
+        store.getSession(''),
+        store.touchSession('nope'),
+        store.destroySession('nope.nope'),
+        store.revokeUser(''),
+        store.revokeSessionHandle('u', 'bad handle'),
+        store.cacheToken('', { userId: 'u', expiresAt: Date.now() + 1000 }),
+      ];
+      for (const call of bad) {
+        const err = await call.then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(InvalidArgumentError);
+      }
+      expect(await dump(redis, prefix)).toBe(before);
+      const err = (await store.getSession('secret-looking-value').catch((e: Error) => e)) as Error;
+      expect(err.message).not.toContain('secret-looking-value');
+    });
+  });
+}
+
+contract('standalone', async () => {
+  const redis = testRedis();
+  return { redis, done: async () => void redis.disconnect() };
+});
+
+let cluster: TestCluster;
+contract('cluster', async () => {
+  cluster = await startCluster(3);
+  return { redis: cluster.client(), done: () => cluster.stop() };
+});

@@ -1,0 +1,534 @@
+import { randomBytes } from 'node:crypto';
+import { InvalidArgumentError, SessionRevokedError } from './errors.js';
+import { KeySpace, parseIndexMember, secretHash, type IndexEntry } from './keys.js';
+import { scanKeys } from './scan.js';
+import { defineScripts, type RedisClient, type Scripts } from './scripts.js';
+import {
+  checkClaims,
+  checkGroups,
+  checkHandle,
+  checkId,
+  checkInstant,
+  checkTtlSeconds,
+  checkToken,
+  parseSessionId,
+} from './validation.js';
+
+export interface SessionStoreOptions {
+  /** An ioredis `Redis` or `Cluster` client; the store never closes it. */
+  redis: RedisClient;
+  /** Key prefix; every key the store writes starts with `<prefix>:`. Default `sr`. */
+  prefix?: string;
+  /** Secret for the keyed hash that turns a user id into its routing tag (at least 16 characters). */
+  tagSecret: string;
+  /** Allowance added to a revocation's `notBefore` for clocks that disagree. Default 5000 ms. */
+  clockSkewMs?: number;
+  /** How long a not-before stamp lives at least, beyond the sessions it refuses. Default 7 days. */
+  stampRetentionSeconds?: number;
+  /** Index entries deleted per batch when revoking. Default 500. */
+  batchSize?: number;
+}
+
+export interface CreateSessionInput {
+  userId: string;
+  ttlSeconds: number;
+  /** The session never outlives this instant (e.g. the ID or refresh token's `exp`, in ms). */
+  notAfter?: number;
+  /** The IdP session it was born of (the `sid` claim), for back-channel logout. */
+  idpSessionId?: string;
+  /** Groups or roles, for group-wide revocation. */
+  groups?: string[];
+  /** A small JSON payload the application wants back on every read. */
+  claims?: Record<string, unknown>;
+  /** When the session was issued; default: now, by the Redis clock. */
+  issuedAt?: number;
+}
+
+export interface CreatedSession {
+  /** The secret for the cookie. Store it nowhere else. */
+  sessionId: string;
+  /** A non-secret id of the session, for admin use. */
+  handle: string;
+  issuedAt: number;
+  expiresAt: number;
+}
+
+export interface Session {
+  userId: string;
+  handle: string;
+  issuedAt: number;
+  expiresAt: number;
+  idpSessionId?: string;
+  groups: string[];
+  claims: Record<string, unknown>;
+}
+
+export interface SessionSummary {
+  handle: string;
+  issuedAt: number;
+  expiresAt: number;
+  idpSessionId?: string;
+  groups: string[];
+}
+
+export interface RevokeResult {
+  /** Sessions deleted by this call. */
+  revoked: number;
+  /** Cached tokens deleted by this call (revokeUser only). */
+  tokens?: number;
+  /** The not-before in force after this call (epoch ms): anything issued before it is refused. */
+  notBefore: number;
+}
+
+export interface CachedToken {
+  userId: string;
+  issuedAt: number;
+  expiresAt: number;
+  claims: Record<string, unknown>;
+}
+
+export interface SweepResult {
+  /** Index keys looked at. */
+  indexes: number;
+  /** Expired entries removed from them. */
+  trimmed: number;
+}
+
+const DEFAULT_TTL_DAYS_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * Sessions and cached tokens in Redis, indexed by user, so that revoking a user, an IdP session or a
+ * group takes effect at once and costs what that user holds, not what Redis holds.
+ */
+export class SessionStore {
+  readonly keys: KeySpace;
+  readonly clockSkewMs: number;
+  private readonly redis: RedisClient;
+  private readonly scripts: Scripts;
+  private readonly retentionMs: number;
+  private readonly batchSize: number;
+
+  constructor(options: SessionStoreOptions) {
+    if (!options?.redis) throw new InvalidArgumentError('redis client is required');
+    if (typeof options.tagSecret !== 'string' || options.tagSecret.length < 16)
+      throw new InvalidArgumentError('tagSecret must be at least 16 characters');
+    const prefix = options.prefix ?? 'sr';
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix))
+      throw new InvalidArgumentError('prefix must be 1-64 characters [A-Za-z0-9_.-]');
+    this.redis = options.redis;
+    this.keys = new KeySpace(prefix, options.tagSecret);
+    this.clockSkewMs = options.clockSkewMs ?? 5000;
+    this.retentionMs = (options.stampRetentionSeconds ?? DEFAULT_TTL_DAYS_MS / 1000) * 1000;
+    this.batchSize = options.batchSize ?? 500;
+    this.scripts = defineScripts(this.redis);
+  }
+
+  /** Creates a session for a user and indexes it; returns the secret session id for the cookie. */
+  async createSession(input: CreateSessionInput): Promise<CreatedSession> {
+    const userId = checkId(input?.userId, 'userId');
+    const ttlSeconds = checkTtlSeconds(input.ttlSeconds);
+    const now = Date.now();
+    const notAfter = input.notAfter === undefined ? undefined : checkInstant(input.notAfter, 'notAfter');
+    if (notAfter !== undefined && notAfter <= now) throw new InvalidArgumentError('notAfter is already past');
+    const issuedAt = input.issuedAt === undefined ? undefined : checkInstant(input.issuedAt, 'issuedAt');
+    if (issuedAt !== undefined && issuedAt > now + this.clockSkewMs)
+      throw new InvalidArgumentError('issuedAt must not be in the future');
+    const idpSessionId =
+      input.idpSessionId === undefined ? undefined : checkId(input.idpSessionId, 'idpSessionId');
+    const groups = checkGroups(input.groups);
+    const claims = checkClaims(input.claims);
+
+    const tag = this.keys.userTag(userId);
+    const sessionId = `${tag}.${randomBytes(32).toString('base64url')}`;
+    const handle = secretHash(sessionId);
+    const idpHash = idpSessionId === undefined ? '' : secretHash(idpSessionId);
+    const expiryBound = Math.min(now + ttlSeconds * 1000 + this.clockSkewMs, notAfter ?? Infinity);
+
+    // The cross-slot indexes go first: if one of these writes fails, no session exists that a group
+    // or IdP-session revocation could miss.
+    const [idpNotBefore] = await Promise.all([
+      idpHash
+        ? (this.scripts.registerIdpSession(
+            this.keys.idpIndex(idpHash),
+            this.keys.idpNotBeforeGlobal(idpHash),
+            `${tag}:${handle}`,
+            expiryBound,
+          ) as Promise<string>)
+        : '',
+      ...groups.map((g) => this.scripts.indexGroup(this.keys.group(g), userId, expiryBound)),
+    ]);
+
+    const [iat, exp] = (await this.mapErrors(
+      this.scripts.createSession(
+        this.keys.session(tag, handle),
+        this.keys.notBefore(tag),
+        this.keys.userIndex(tag),
+        this.keys.idpNotBefore(tag),
+        userId,
+        ttlSeconds * 1000,
+        notAfter ?? '',
+        issuedAt ?? '',
+        idpSessionId ?? '',
+        idpHash,
+        idpNotBefore,
+        groups.length ? JSON.stringify(groups) : '',
+        claims,
+        handle,
+      ),
+    )) as [string, string];
+    return { sessionId, handle, issuedAt: Number(iat), expiresAt: Number(exp) };
+  }
+
+  /** The session, or null when it is missing, expired, destroyed or revoked. One round trip. */
+  async getSession(sessionId: string): Promise<Session | null> {
+    const { tag } = parseSessionId(sessionId);
+    const handle = secretHash(sessionId);
+    const row = (await this.scripts.getSession(
+      this.keys.session(tag, handle),
+      this.keys.notBefore(tag),
+      this.keys.idpNotBefore(tag),
+    )) as (string | null)[] | null;
+    if (!row) return null;
+    const [userId, iat, exp, idp, groups, claims] = row;
+    const session: Session = {
+      userId: userId!,
+      handle,
+      issuedAt: Number(iat),
+      expiresAt: Number(exp),
+      groups: groups ? (JSON.parse(groups) as string[]) : [],
+      claims: claims ? (JSON.parse(claims) as Record<string, unknown>) : {},
+    };
+    if (idp) session.idpSessionId = idp;
+    return session;
+  }
+
+  /** Slides a live session's expiry (by `ttlSeconds`, default its original TTL), never past its notAfter. */
+  async touchSession(sessionId: string, ttlSeconds?: number): Promise<{ expiresAt: number } | null> {
+    const { tag } = parseSessionId(sessionId);
+    const ttl = ttlSeconds === undefined ? '' : checkTtlSeconds(ttlSeconds) * 1000;
+    const handle = secretHash(sessionId);
+    const row = (await this.scripts.touchSession(
+      this.keys.session(tag, handle),
+      this.keys.notBefore(tag),
+      this.keys.userIndex(tag),
+      this.keys.idpNotBefore(tag),
+      handle,
+      ttl,
+    )) as [string, string | null, string | null, string] | null;
+    if (!row) return null;
+    const expiresAt = Number(row[0]);
+    // Keep the cross-slot indexes at least as long-lived as the session they point to.
+    const bound = expiresAt + this.clockSkewMs;
+    const groups = row[2] ? (JSON.parse(row[2]) as string[]) : [];
+    const userId = row[3];
+    await Promise.all([
+      row[1]
+        ? this.scripts.registerIdpSession(
+            this.keys.idpIndex(row[1]),
+            this.keys.idpNotBeforeGlobal(row[1]),
+            `${tag}:${handle}`,
+            bound,
+          )
+        : undefined,
+      ...groups.map((g) => this.scripts.indexGroup(this.keys.group(g), userId, bound)),
+    ]);
+    return { expiresAt };
+  }
+
+  /** Deletes one session (logout). True when there was one. */
+  async destroySession(sessionId: string): Promise<boolean> {
+    const { tag } = parseSessionId(sessionId);
+    const handle = secretHash(sessionId);
+    return (
+      (await this.scripts.revokeHandle(this.keys.session(tag, handle), this.keys.userIndex(tag), handle)) ===
+      1
+    );
+  }
+
+  /**
+   * Revokes every session and cached token of a user issued at or before `notBefore + clockSkewMs`
+   * (default: now). In force when the stamp is written; deletion follows in bounded batches.
+   */
+  async revokeUser(
+    userId: string,
+    options: { notBefore?: number; reason?: string } = {},
+  ): Promise<RevokeResult> {
+    checkId(userId, 'userId');
+    const cutoff =
+      options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
+    const tag = this.keys.userTag(userId);
+    const [nb] = (await this.scripts.revokeUser(
+      this.keys.notBefore(tag),
+      this.keys.userIndex(tag),
+      cutoff,
+      this.retentionMs,
+    )) as [string, string];
+    const notBefore = Number(nb);
+    const { sessions, tokens } = await this.purgeUser(tag, notBefore);
+    return { revoked: sessions, tokens, notBefore };
+  }
+
+  /**
+   * Revokes the local sessions born of one IdP session issued at or before `notBefore + clockSkewMs`
+   * (default: now); the user's other sessions stay. `userId`, when known, also stamps that user directly.
+   */
+  async revokeIdpSession(
+    idpSessionId: string,
+    options: { userId?: string; notBefore?: number } = {},
+  ): Promise<RevokeResult> {
+    checkId(idpSessionId, 'idpSessionId');
+    if (options.userId !== undefined) checkId(options.userId, 'userId');
+    const cutoff =
+      options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
+    const idpHash = secretHash(idpSessionId);
+    const [nb, ...members] = (await this.scripts.revokeIdpSession(
+      this.keys.idpIndex(idpHash),
+      this.keys.idpNotBeforeGlobal(idpHash),
+      cutoff,
+      this.retentionMs,
+    )) as string[];
+    const byTag = new Map<string, string[]>();
+    if (options.userId !== undefined) byTag.set(this.keys.userTag(options.userId), []);
+    for (const member of members) {
+      const [tag, handle] = member.split(':') as [string, string];
+      byTag.set(tag, [...(byTag.get(tag) ?? []), handle]);
+    }
+    const counts = await Promise.all(
+      [...byTag].map(
+        ([tag, handles]) =>
+          this.scripts.revokeIdpUser(
+            2 + handles.length,
+            this.keys.idpNotBefore(tag),
+            this.keys.userIndex(tag),
+            ...handles.map((h) => this.keys.session(tag, h)),
+            idpHash,
+            nb!,
+            this.retentionMs,
+            ...handles,
+          ) as Promise<number>,
+      ),
+    );
+    return { revoked: counts.reduce((a, b) => a + b, 0), notBefore: Number(nb) };
+  }
+
+  /** The user's live sessions, for admin use. Never a secret session id. */
+  async listUserSessions(userId: string): Promise<SessionSummary[]> {
+    checkId(userId, 'userId');
+    const tag = this.keys.userTag(userId);
+    const raw = await this.redis.zrangebyscore(
+      this.keys.userIndex(tag),
+      `(${Date.now()}`,
+      '+inf',
+      'WITHSCORES',
+    );
+    const entries: { entry: IndexEntry; expiresAt: number }[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const entry = parseIndexMember(raw[i]!);
+      if (entry && entry.kind !== 't') entries.push({ entry, expiresAt: Number(raw[i + 1]) });
+    }
+    const pipeline = this.redis.pipeline();
+    pipeline.get(this.keys.notBefore(tag));
+    pipeline.hgetall(this.keys.idpNotBefore(tag));
+    const local = entries.filter((e) => e.entry.kind === 's');
+    for (const { entry } of local) pipeline.hmget(this.keys.session(tag, entry.id), 'exp', 'idp', 'ih', 'g');
+    const results = (await pipeline.exec()) ?? [];
+    for (const [err] of results) if (err) throw err;
+    const nb = Number(results[0]![1] ?? 0);
+    const idpNb = (results[1]![1] ?? {}) as Record<string, string>;
+    const out: SessionSummary[] = [];
+    let i = 2;
+    for (const { entry, expiresAt } of entries) {
+      if (entry.issuedAt < nb) {
+        if (entry.kind === 's') i++;
+        continue;
+      }
+      if (entry.kind === 'e') {
+        out.push({ handle: entry.id, issuedAt: entry.issuedAt, expiresAt, groups: [] });
+        continue;
+      }
+      const [exp, idp, ih, groups] = results[i++]![1] as (string | null)[];
+      if (exp === null || exp === undefined) continue;
+      if (ih && entry.issuedAt < Number(idpNb[ih] ?? 0)) continue;
+      const summary: SessionSummary = {
+        handle: entry.id,
+        issuedAt: entry.issuedAt,
+        expiresAt: Number(exp),
+        groups: groups ? (JSON.parse(groups) as string[]) : [],
+      };
+      if (idp) summary.idpSessionId = idp;
+      out.push(summary);
+    }
+    return out;
+  }
+
+  /** Revokes one session of a user by its handle (admin use). True when there was one. */
+  async revokeSessionHandle(userId: string, handle: string): Promise<boolean> {
+    checkId(userId, 'userId');
+    checkHandle(handle);
+    const tag = this.keys.userTag(userId);
+    const index = this.keys.userIndex(tag);
+    if ((await this.scripts.revokeHandle(this.keys.session(tag, handle), index, handle)) === 1) return true;
+    // Not a native session: it may be an express-session record indexed under this user.
+    const record = this.keys.expressSession(handle);
+    const [owner, iat] = await this.redis.hmget(record, 'tag', 'iat');
+    if (owner !== tag || !iat) return false;
+    const deleted = (await this.scripts.unlinkOwned(record, tag, iat)) === 1;
+    await this.redis.zrem(index, `e:${iat}:${handle}`);
+    return deleted;
+  }
+
+  /** Users holding a live session with this group, for group-wide revocation. */
+  async usersInGroup(groupId: string): Promise<string[]> {
+    checkId(groupId, 'groupId');
+    return this.redis.zrangebyscore(this.keys.group(groupId), `(${Date.now()}`, '+inf');
+  }
+
+  /**
+   * Caches a validated token under its hash, indexed with its user: it expires with the token and is
+   * revoked with the user. `issuedAt` defaults to the `iat` claim (seconds), else now.
+   */
+  async cacheToken(
+    token: string,
+    input: { userId: string; expiresAt: number; claims?: Record<string, unknown>; issuedAt?: number },
+  ): Promise<{ expiresAt: number }> {
+    checkToken(token);
+    const userId = checkId(input?.userId, 'userId');
+    const expiresAt = checkInstant(input.expiresAt, 'expiresAt');
+    if (expiresAt <= Date.now()) throw new InvalidArgumentError('expiresAt is already past');
+    const claims = checkClaims(input.claims);
+    const iatClaim = input.claims?.['iat'];
+    const issuedAt =
+      input.issuedAt !== undefined
+        ? checkInstant(input.issuedAt, 'issuedAt')
+        : typeof iatClaim === 'number' && Number.isFinite(iatClaim)
+          ? Math.floor(iatClaim * 1000)
+          : undefined;
+    const tag = this.keys.userTag(userId);
+    const hash = secretHash(token);
+    const iat = (await this.mapErrors(
+      this.scripts.indexForeign(
+        this.keys.notBefore(tag),
+        this.keys.userIndex(tag),
+        't',
+        hash,
+        issuedAt ?? '',
+        expiresAt,
+      ),
+    )) as string;
+    const key = this.keys.token(hash);
+    const fields: Record<string, string> = { uid: userId, tag, iat, exp: String(expiresAt) };
+    if (claims) fields['c'] = claims;
+    await this.redis.multi().hset(key, fields).pexpireat(key, expiresAt).exec();
+    return { expiresAt };
+  }
+
+  /** The cached token's user and claims, or null when unknown, expired or revoked with its user. */
+  async getCachedToken(token: string): Promise<CachedToken | null> {
+    checkToken(token);
+    const [userId, tag, iat, exp, claims] = await this.redis.hmget(
+      this.keys.token(secretHash(token)),
+      'uid',
+      'tag',
+      'iat',
+      'exp',
+      'c',
+    );
+    if (!userId || !tag || !iat || !exp) return null;
+    if (Number(iat) < Number((await this.redis.get(this.keys.notBefore(tag))) ?? 0)) return null;
+    return {
+      userId,
+      issuedAt: Number(iat),
+      expiresAt: Number(exp),
+      claims: claims ? (JSON.parse(claims) as Record<string, unknown>) : {},
+    };
+  }
+
+  /**
+   * Trims expired entries from every index (user, group, IdP session), including those no write will
+   * touch again. Walks the keyspace with SCAN in batches of `count` keys, on every master of a cluster.
+   */
+  async sweep(options: { count?: number } = {}): Promise<SweepResult> {
+    const result: SweepResult = { indexes: 0, trimmed: 0 };
+    for await (const { node, keys } of scanKeys(this.redis, `${this.keys.prefix}:*`, {
+      ...options,
+      type: 'zset',
+    })) {
+      const now = Date.now();
+      const trimmed = await Promise.all(keys.map((k) => node.zremrangebyscore(k, '-inf', now)));
+      result.indexes += keys.length;
+      result.trimmed += trimmed.reduce((a, b) => a + b, 0);
+    }
+    return result;
+  }
+
+  /** @internal The parts the express-session adapter builds on. */
+  get internals(): {
+    redis: RedisClient;
+    keys: KeySpace;
+    scripts: Scripts;
+    mapErrors: <T>(p: Promise<T>) => Promise<T>;
+  } {
+    return { redis: this.redis, keys: this.keys, scripts: this.scripts, mapErrors: (p) => this.mapErrors(p) };
+  }
+
+  /** Deletes, in bounded batches, what a user's not-before now refuses. Returns what it deleted. */
+  private async purgeUser(tag: string, notBefore: number): Promise<{ sessions: number; tokens: number }> {
+    const index = this.keys.userIndex(tag);
+    const nbKey = this.keys.notBefore(tag);
+    let sessions = 0;
+    let tokens = 0;
+    let offset = 0;
+    for (;;) {
+      const members = await this.redis.zrange(index, String(offset), String(offset + this.batchSize - 1));
+      const doomed: IndexEntry[] = [];
+      for (const member of members) {
+        const entry = parseIndexMember(member);
+        if (entry && entry.issuedAt < notBefore) doomed.push(entry);
+        else offset++;
+      }
+      const local = doomed.filter((e) => e.kind === 's');
+      const foreign = doomed.filter((e) => e.kind !== 's');
+      const [deletedLocal, deletedForeign] = await Promise.all([
+        local.length
+          ? (this.scripts.deleteEntries(
+              2 + local.length,
+              nbKey,
+              index,
+              ...local.map((e) => this.keys.session(tag, e.id)),
+              ...local.map((e) => e.member),
+            ) as Promise<number>)
+          : 0,
+        Promise.all(
+          foreign.map(
+            (e) =>
+              this.scripts.unlinkOwned(
+                e.kind === 't' ? this.keys.token(e.id) : this.keys.expressSession(e.id),
+                tag,
+                String(e.issuedAt),
+              ) as Promise<number>,
+          ),
+        ),
+      ]);
+      if (foreign.length) await this.redis.zrem(index, ...foreign.map((e) => e.member));
+      sessions += deletedLocal;
+      foreign.forEach((e, i) => {
+        if (e.kind === 't') tokens += deletedForeign[i]!;
+        else sessions += deletedForeign[i]!;
+      });
+      if (members.length < this.batchSize) break;
+    }
+    return { sessions, tokens };
+  }
+
+  private async mapErrors<T>(call: Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : '';
+      if (/\bREVOKED\b/.test(message)) throw new SessionRevokedError();
+      if (/\bEXPIRED\b/.test(message))
+        throw new InvalidArgumentError('the session would expire before it starts');
+      throw err;
+    }
+  }
+}

@@ -1,5 +1,45 @@
-import { Module } from '@nestjs/common';
+import { BullModule } from '@nestjs/bullmq';
+import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import type { Redis } from 'ioredis';
+import { type AppConfig, ConfigModule } from '#config';
+import { REVOCATION_QUEUE } from '#revocation';
 import { HealthController } from './health.controller.js';
+import { QUEUE_REDIS, QueueRedisLifecycle, queueRedisProvider } from './queue-redis.provider.js';
+import { IngestService } from './webhooks/ingest.service.js';
+import { BackchannelLogoutController, SsfController } from './webhooks/jwt-webhook.controllers.js';
+import { PingOneAuthGuard } from './webhooks/pingone-auth.guard.js';
+import { PingOneWebhookController } from './webhooks/pingone-webhook.controller.js';
+import { QuarantineService } from './webhooks/quarantine.service.js';
+import { RedisUnavailableFilter } from './webhooks/webhook-errors.filter.js';
 
-@Module({ controllers: [HealthController] })
-export class GatewayModule {}
+/** Shares the queue Redis client with BullMQ's Queue (which then leaves closing it to us). */
+@Module({ providers: [queueRedisProvider, QueueRedisLifecycle], exports: [QUEUE_REDIS] })
+class QueueRedisModule {}
+
+/** HTTP in: authenticate, parse and normalise every source, then enqueue durably. */
+@Module({})
+export class GatewayModule {
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: GatewayModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        QueueRedisModule,
+        BullModule.forRootAsync({
+          imports: [QueueRedisModule],
+          inject: [QUEUE_REDIS],
+          useFactory: (redis: Redis) => ({ connection: redis, prefix: config.redis.queuePrefix }),
+        }),
+        BullModule.registerQueue({ name: REVOCATION_QUEUE }),
+      ],
+      controllers: [HealthController, PingOneWebhookController, BackchannelLogoutController, SsfController],
+      providers: [
+        IngestService,
+        QuarantineService,
+        PingOneAuthGuard,
+        { provide: APP_FILTER, useClass: RedisUnavailableFilter },
+      ],
+    };
+  }
+}

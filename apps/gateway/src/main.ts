@@ -1,13 +1,31 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { ConfigError, loadConfig } from '#config';
+import { configureGateway, gatewayAdapter } from './gateway.app.js';
 import { GatewayModule } from './gateway.module.js';
 
 async function bootstrap(): Promise<void> {
-  const app = await NestFactory.create(GatewayModule);
-  app.enableShutdownHooks();
-  const port = Number(process.env['PORT'] ?? 3000);
-  await app.listen(port);
-  console.log(`gateway listening on http://localhost:${port} (health: /health/live)`);
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`configuration error: ${err.message}`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const app = await NestFactory.create<NestFastifyApplication>(
+    GatewayModule.forRoot(config),
+    gatewayAdapter(config),
+    {
+      bodyParser: false,
+    },
+  );
+  configureGateway(app, config);
+  await app.listen(config.port, '0.0.0.0');
+  console.log(`gateway listening on http://localhost:${config.port}`);
 }
 
 void bootstrap();

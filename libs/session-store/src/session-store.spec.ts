@@ -24,7 +24,7 @@ async function dump(redis: Redis | Cluster, prefix: string): Promise<string> {
         type === 'hash'
           ? await node.hgetall(key)
           : type === 'zset'
-            ? await node.zrange(key, 0, -1)
+            ? await node.zrange(key, '0', '-1')
             : await node.get(key);
       out.push(key, JSON.stringify(value));
     }
@@ -334,7 +334,7 @@ function contract(
       // The index key itself lives exactly as long as its latest member.
       const [pttl, latest] = await Promise.all([
         redis.pexpiretime(store.keys.userIndex(tag)),
-        redis.zrange(store.keys.userIndex(tag), -1, -1, 'WITHSCORES'),
+        redis.zrange(store.keys.userIndex(tag), '-1', '-1', 'WITHSCORES'),
       ]);
       expect(pttl).toBe(Number(latest[1]));
     });

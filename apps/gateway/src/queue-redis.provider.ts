@@ -1,0 +1,54 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+  type Provider,
+} from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { APP_CONFIG, type AppConfig } from '#config';
+
+/** Injection token of the gateway's client of the queue Redis. */
+export const QUEUE_REDIS = Symbol('QUEUE_REDIS');
+
+/**
+ * The queue Redis client. No offline queue and one retry per command: while Redis is unreachable a
+ * webhook must fail fast with 503 (the sender retries), not hang until a reconnect.
+ */
+export const queueRedisProvider: Provider = {
+  provide: QUEUE_REDIS,
+  inject: [APP_CONFIG],
+  useFactory: (config: AppConfig) =>
+    new Redis(config.redis.queueUrl, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2000,
+      retryStrategy: (times) => Math.min(times * 200, 2000),
+    }),
+};
+
+/**
+ * Waits (briefly) for the first connection, so the first webhook does not fail for want of one; a
+ * Redis that is down at start-up does not stop the gateway: deliveries get 503 until it is back.
+ * Closes the client last, after the queue that shares it.
+ */
+@Injectable()
+export class QueueRedisLifecycle implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('QueueRedis');
+
+  constructor(@Inject(QUEUE_REDIS) private readonly redis: Redis) {}
+
+  async onModuleInit(): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    const ready = new Promise<boolean>((resolve) => {
+      this.redis.once('ready', () => resolve(true));
+      setTimeout(() => resolve(false), 5000).unref();
+    });
+    if (!(await ready)) this.logger.warn('queue Redis is not reachable yet; deliveries get 503 until it is');
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}

@@ -1,0 +1,78 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { Inject, Injectable, ServiceUnavailableException } from '@nestjs/common';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { APP_CONFIG, type AppConfig } from '#config';
+import {
+  REVOCATION_QUEUE,
+  RevocationProducer,
+  type EnqueueResult,
+  type RevocationCommand,
+} from '#revocation';
+import { QUEUE_REDIS } from '../queue-redis.provider.js';
+import { QuarantineService, type QuarantineEntry } from './quarantine.service.js';
+
+/** Seconds a sender is asked to wait before retrying when Redis could not take a delivery. */
+export const RETRY_AFTER_SECONDS = 5;
+
+export class RedisUnavailableException extends ServiceUnavailableException {
+  constructor() {
+    super({
+      statusCode: 503,
+      error: 'Service Unavailable',
+      message: 'could not store the delivery; retry later',
+    });
+  }
+}
+
+/**
+ * The one way into the queue for every source: store what must be kept (commands, quarantined
+ * events) in Redis, within a deadline, or fail with 503 so that nothing is acknowledged unstored.
+ */
+@Injectable()
+export class IngestService {
+  private readonly producer: RevocationProducer;
+
+  constructor(
+    @InjectQueue(REVOCATION_QUEUE) queue: Queue,
+    @Inject(QUEUE_REDIS) redis: Redis,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly quarantine: QuarantineService,
+  ) {
+    this.producer = new RevocationProducer(queue, redis, {
+      dedupWindowMs: config.dedupWindowMs,
+      keyPrefix: config.redis.queuePrefix,
+      jobOptions: {
+        attempts: config.jobs.attempts,
+        backoff: { type: 'exponential', delay: config.jobs.backoffMs },
+        removeOnComplete: { age: config.jobs.completedMaxAgeSec, count: config.jobs.completedMaxCount },
+        removeOnFail: false,
+      },
+    });
+  }
+
+  async accept(
+    commands: RevocationCommand[],
+    quarantined: QuarantineEntry[] = [],
+    options: { bypassDedup?: boolean; priority?: number; receivedAt?: number } = {},
+  ): Promise<EnqueueResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('enqueue deadline passed')), this.config.enqueueTimeoutMs);
+    });
+    try {
+      const [result] = await Promise.race([
+        Promise.all([
+          this.producer.enqueue(commands, options),
+          this.quarantine.add(quarantined, options.receivedAt ?? Date.now()),
+        ]),
+        deadline,
+      ]);
+      return result;
+    } catch {
+      throw new RedisUnavailableException();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

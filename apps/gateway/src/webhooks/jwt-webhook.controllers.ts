@@ -1,0 +1,118 @@
+import { Body, Controller, Headers, HttpCode, Inject, Post, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { APP_CONFIG, type AppConfig } from '#config';
+import {
+  EventRejectedError,
+  JwtVerifier,
+  parseLogoutToken,
+  parseSecurityEventToken,
+  TemporaryFailureError,
+} from '#identity-events';
+import { IngestService, RedisUnavailableException, RETRY_AFTER_SECONDS } from './ingest.service.js';
+
+const bodyText = (body: unknown) => (Buffer.isBuffer(body) ? body.toString('utf8') : '');
+const mediaType = (contentType: string | undefined) =>
+  (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+
+/** A failure we could not judge now (issuer keys unreachable): 503 so the sender retries. */
+function sendTemporaryFailure(reply: FastifyReply): void {
+  void reply
+    .status(503)
+    .header('Retry-After', String(RETRY_AFTER_SECONDS))
+    .header('Cache-Control', 'no-store');
+}
+
+/** OpenID Connect Back-Channel Logout 1.0 receiver (PingFederate 11.3+, PingAM, any OP). */
+@Controller('webhooks/oidc/backchannel-logout')
+export class BackchannelLogoutController {
+  private readonly verifier: JwtVerifier;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly ingest: IngestService,
+  ) {
+    this.verifier = new JwtVerifier(config.oidcIssuers);
+  }
+
+  /** 200 with Cache-Control: no-store when the logout is queued; 400 { error, error_description } otherwise. */
+  @Post()
+  @HttpCode(200)
+  async receive(
+    @Body() body: unknown,
+    @Headers('content-type') contentType: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<Record<string, string> | undefined> {
+    void reply.header('Cache-Control', 'no-store');
+    const receivedAt = Date.now();
+    try {
+      if (mediaType(contentType) !== 'application/x-www-form-urlencoded')
+        throw new EventRejectedError('invalid_request', 'the body must be application/x-www-form-urlencoded');
+      const token = new URLSearchParams(bodyText(body)).get('logout_token') ?? undefined;
+      const command = await parseLogoutToken(token, this.verifier, {
+        clockToleranceSec: this.config.jwtClockToleranceSec,
+        maxTokenAgeSec: this.config.dedupWindowMs / 1000,
+        receivedAt,
+      });
+      await this.ingest.accept([command], [], { receivedAt });
+      return undefined;
+    } catch (err) {
+      if (err instanceof RedisUnavailableException) throw err;
+      if (err instanceof TemporaryFailureError) {
+        sendTemporaryFailure(reply);
+        return { error: 'temporarily_unavailable', error_description: err.message };
+      }
+      const rejected =
+        err instanceof EventRejectedError
+          ? err
+          : new EventRejectedError('invalid_request', 'invalid logout token');
+      void reply.status(400);
+      return { error: 'invalid_request', error_description: rejected.description };
+    }
+  }
+}
+
+/** Shared Signals push receiver (RFC 8935): one signed SET per request. */
+@Controller('webhooks/ssf')
+export class SsfController {
+  private readonly verifier: JwtVerifier;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly ingest: IngestService,
+  ) {
+    this.verifier = new JwtVerifier(config.ssfTransmitters);
+  }
+
+  /** 202 with an empty body; 400 { err, description } with the RFC 8935 codes and Content-Language. */
+  @Post()
+  @HttpCode(202)
+  async receive(
+    @Body() body: unknown,
+    @Headers('content-type') contentType: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<Record<string, string> | undefined> {
+    const receivedAt = Date.now();
+    try {
+      if (mediaType(contentType) !== 'application/secevent+jwt')
+        throw new EventRejectedError('invalid_request', 'the body must be application/secevent+jwt');
+      const { commands } = await parseSecurityEventToken(bodyText(body), this.verifier, {
+        clockToleranceSec: this.config.jwtClockToleranceSec,
+        maxTokenAgeSec: this.config.dedupWindowMs / 1000,
+        receivedAt,
+      });
+      await this.ingest.accept(commands, [], { receivedAt });
+      return undefined;
+    } catch (err) {
+      if (err instanceof RedisUnavailableException) throw err;
+      void reply.header('Content-Language', 'en');
+      if (err instanceof TemporaryFailureError) {
+        sendTemporaryFailure(reply);
+        return { err: 'invalid_key', description: err.message };
+      }
+      const rejected =
+        err instanceof EventRejectedError ? err : new EventRejectedError('invalid_request', 'invalid SET');
+      void reply.status(400);
+      return { err: rejected.code, description: rejected.description };
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import { Body, Controller, HttpCode, HttpException, Inject, Post, UseGuards } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '#config';
+import { parsePingOneBody } from '#identity-events';
+import { IngestService } from './ingest.service.js';
+import { PingOneAuthGuard } from './pingone-auth.guard.js';
+
+export interface PingOneDeliveryResult {
+  received: number;
+  enqueued: number;
+  duplicates: number;
+  ignored: number;
+  quarantined: number;
+}
+
+@Controller('webhooks/pingone')
+export class PingOneWebhookController {
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly ingest: IngestService,
+  ) {}
+
+  /**
+   * One PingOne delivery (up to 500 ACTIVITY events). 200 once every command and every quarantined
+   * event is stored; 503 when Redis could not take them (PingOne retries); 401 before anything else
+   * when the credentials are wrong.
+   */
+  @Post()
+  @HttpCode(200)
+  @UseGuards(PingOneAuthGuard)
+  async receive(@Body() body: Buffer | undefined): Promise<PingOneDeliveryResult> {
+    const receivedAt = Date.now();
+    const parsed = parsePingOneBody(Buffer.isBuffer(body) ? body : undefined, {
+      mapping: this.config.pingone.mapping,
+      ...(this.config.pingone.environmentIds ? { environmentIds: this.config.pingone.environmentIds } : {}),
+      maxEvents: this.config.pingone.maxEvents,
+      receivedAt,
+    });
+    if (parsed.tooMany)
+      throw new HttpException(
+        {
+          statusCode: 413,
+          error: 'Payload Too Large',
+          message: `at most ${this.config.pingone.maxEvents} events per delivery`,
+        },
+        413,
+      );
+    const quarantined = parsed.quarantined.map((q) => ({ ...q, source: 'pingone' }));
+    const { enqueued, duplicates } = await this.ingest.accept(parsed.commands, quarantined, { receivedAt });
+    return {
+      received: parsed.received,
+      enqueued: enqueued.length,
+      duplicates: duplicates.length,
+      ignored: parsed.ignored.length,
+      quarantined: quarantined.length,
+    };
+  }
+}

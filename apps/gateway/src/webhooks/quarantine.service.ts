@@ -1,0 +1,52 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { APP_CONFIG, type AppConfig } from '#config';
+import { QUEUE_REDIS } from '../queue-redis.provider.js';
+
+export interface QuarantineEntry {
+  source: string;
+  reason: string;
+  raw: string;
+  eventId?: string;
+}
+
+/**
+ * Deliveries we authenticated but could not understand, kept (raw text, reason, time) in a capped
+ * Redis stream for inspection and replay, so one bad event never blocks the sender's stream.
+ */
+@Injectable()
+export class QuarantineService {
+  readonly key: string;
+
+  constructor(
+    @Inject(QUEUE_REDIS) private readonly redis: Redis,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.key = `${config.redis.queuePrefix}:quarantine`;
+  }
+
+  /** Stores entries; resolves only once Redis has them (they are acknowledged to the sender after). */
+  async add(entries: QuarantineEntry[], receivedAt: number): Promise<void> {
+    await Promise.all(
+      entries.map((e) =>
+        this.redis.xadd(
+          this.key,
+          'MAXLEN',
+          '~',
+          String(this.config.quarantineMaxEntries),
+          '*',
+          'source',
+          e.source,
+          'reason',
+          e.reason,
+          'receivedAt',
+          String(receivedAt),
+          'eventId',
+          e.eventId ?? '',
+          'raw',
+          e.raw,
+        ),
+      ),
+    );
+  }
+}

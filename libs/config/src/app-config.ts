@@ -1,0 +1,230 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DEFAULT_PINGONE_MAPPING, PingOneMapping } from '#identity-events';
+
+/** A bad setting: the message names the variable (or config-file path) and what is wrong. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const list = (v: string | undefined) =>
+  (v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+const redisUrl = z
+  .string()
+  .url()
+  .refine((u) => /^rediss?:$/.test(new URL(u).protocol), 'must be a redis:// or rediss:// URL');
+
+/** `5mb`, `512kb` or a number of bytes. */
+const byteSize = z
+  .string()
+  .regex(/^\d+(\.\d+)?\s*(b|kb|mb|gb)?$/i, 'must be a size like 5mb, 512kb or 1048576')
+  .transform((s) => {
+    const [, n, unit] = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(s.trim())!;
+    const mult = { '': 1, b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[unit!.toLowerCase()]!;
+    return Math.floor(Number(n) * mult);
+  });
+
+const jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).passthrough();
+
+const JwtIssuerSchema = z
+  .object({
+    issuer: z.string().min(1),
+    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    jwksUri: z.string().url().optional(),
+    jwks: jwks.optional(),
+    algorithms: z
+      .array(z.string().regex(/^(RS|PS|ES)(256|384|512)$|^EdDSA$/, 'asymmetric algorithms only'))
+      .optional(),
+  })
+  .refine((i) => Boolean(i.jwksUri) !== Boolean(i.jwks), 'give exactly one of jwksUri and jwks');
+
+/** What CONFIG_FILE may hold: several issuers and transmitters, and the PingOne event mapping. */
+const ConfigFileSchema = z
+  .object({
+    oidcIssuers: z.array(JwtIssuerSchema).default([]),
+    ssfTransmitters: z.array(JwtIssuerSchema).default([]),
+    pingone: z.object({ mapping: PingOneMapping.optional() }).strict().default({}),
+  })
+  .strict();
+
+const EnvSchema = z.object({
+  PORT: int(0, 65535).default(3000),
+  REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  QUEUE_REDIS_URL: redisUrl.optional(),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_{}.-]{1,64}$/)
+    .default('{sr}'),
+  SESSION_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+    .default('sr'),
+  SESSION_TAG_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  CLOCK_SKEW_MS: int(0, 600_000).default(5000),
+  PINGONE_WEBHOOK_SECRET: z.string().optional(),
+  PINGONE_WEBHOOK_AUTH_HEADER: z
+    .string()
+    .regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name')
+    .default('authorization'),
+  PINGONE_ENVIRONMENT_IDS: z.string().optional(),
+  PINGONE_MAX_EVENTS: int(1, 10_000).default(500),
+  WEBHOOK_BODY_LIMIT: byteSize.default(5 * 1024 * 1024),
+  DEDUP_WINDOW_SECONDS: int(1).default(86_400),
+  JWT_CLOCK_TOLERANCE_SECONDS: int(0, 3600).default(60),
+  OIDC_BCL_ISSUER: z.string().optional(),
+  OIDC_BCL_AUDIENCE: z.string().optional(),
+  OIDC_BCL_JWKS_URI: z.string().url().optional(),
+  OIDC_BCL_JWKS: z.string().optional(),
+  SSF_ISSUER: z.string().optional(),
+  SSF_AUDIENCE: z.string().optional(),
+  SSF_JWKS_URI: z.string().url().optional(),
+  SSF_JWKS: z.string().optional(),
+  QUARANTINE_MAX_ENTRIES: int(1).default(10_000),
+  ENQUEUE_TIMEOUT_MS: int(100, 60_000).default(2000),
+  JOB_ATTEMPTS: int(1, 100).default(8),
+  JOB_BACKOFF_MS: int(1).default(500),
+  COMPLETED_JOBS_MAX_AGE_SECONDS: int(1).default(3600),
+  COMPLETED_JOBS_MAX_COUNT: int(0).default(10_000),
+  CONFIG_FILE: z.string().optional(),
+});
+
+export type JwtIssuerConfig = z.infer<typeof JwtIssuerSchema>;
+
+/** Every setting, parsed once. Everything else receives this object, never process.env. */
+export interface AppConfig {
+  port: number;
+  redis: { url: string; queueUrl: string; queuePrefix: string; sessionPrefix: string };
+  session: { tagSecret?: string; clockSkewMs: number };
+  pingone: {
+    secrets: string[];
+    authHeader: string;
+    environmentIds?: ReadonlySet<string>;
+    maxEvents: number;
+    mapping: PingOneMapping;
+  };
+  webhookBodyLimit: number;
+  dedupWindowMs: number;
+  jwtClockToleranceSec: number;
+  oidcIssuers: JwtIssuerConfig[];
+  ssfTransmitters: JwtIssuerConfig[];
+  quarantineMaxEntries: number;
+  enqueueTimeoutMs: number;
+  jobs: { attempts: number; backoffMs: number; completedMaxAgeSec: number; completedMaxCount: number };
+}
+
+/** The names of every environment variable the service reads (the README's table is checked against it). */
+export const ENV_VARIABLES = Object.keys(EnvSchema.shape);
+
+const describeIssue = (issue: z.core.$ZodIssue, where: (path: PropertyKey[]) => string) =>
+  `${where(issue.path)}: ${issue.message}`;
+
+function readConfigFile(path: string): z.infer<typeof ConfigFileSchema> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      `CONFIG_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+  } catch {
+    throw new ConfigError(`CONFIG_FILE: ${path} is not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}`);
+  }
+  const parsed = ConfigFileSchema.safeParse(raw ?? {});
+  if (!parsed.success)
+    throw new ConfigError(
+      parsed.error.issues
+        .map((i) => describeIssue(i, (p) => `CONFIG_FILE ${path} at ${p.join('.') || '(root)'}`))
+        .join('; '),
+    );
+  return parsed.data;
+}
+
+function issuerFromEnv(
+  prefix: 'OIDC_BCL' | 'SSF',
+  env: z.infer<typeof EnvSchema>,
+): JwtIssuerConfig | undefined {
+  const issuer = env[`${prefix}_ISSUER`];
+  const audience = env[`${prefix}_AUDIENCE`];
+  const uri = env[`${prefix}_JWKS_URI`];
+  const inline = env[`${prefix}_JWKS`];
+  if (!issuer && !audience && !uri && !inline) return undefined;
+  if (!issuer) throw new ConfigError(`${prefix}_ISSUER: required when ${prefix}_* settings are given`);
+  if (!audience) throw new ConfigError(`${prefix}_AUDIENCE: required when ${prefix}_ISSUER is set`);
+  if (Boolean(uri) === Boolean(inline))
+    throw new ConfigError(`${prefix}_JWKS_URI / ${prefix}_JWKS: give exactly one of them`);
+  let keys: unknown;
+  if (inline) {
+    try {
+      keys = JSON.parse(inline);
+    } catch {
+      throw new ConfigError(`${prefix}_JWKS: not valid JSON`);
+    }
+  }
+  const parsed = JwtIssuerSchema.safeParse({
+    issuer,
+    audience: audience.includes(',') ? list(audience) : audience,
+    ...(uri ? { jwksUri: uri } : { jwks: keys }),
+  });
+  if (!parsed.success) throw new ConfigError(`${prefix}_JWKS: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
+
+/** Parses the environment (and CONFIG_FILE) once. A bad value throws a ConfigError naming it. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success)
+    throw new ConfigError(parsed.error.issues.map((i) => describeIssue(i, (p) => String(p[0]))).join('; '));
+  const e = parsed.data;
+  const file = e.CONFIG_FILE ? readConfigFile(e.CONFIG_FILE) : ConfigFileSchema.parse({});
+  const bcl = issuerFromEnv('OIDC_BCL', e);
+  const ssf = issuerFromEnv('SSF', e);
+  const envIds = list(e.PINGONE_ENVIRONMENT_IDS);
+  return {
+    port: e.PORT,
+    redis: {
+      url: e.REDIS_URL,
+      queueUrl: e.QUEUE_REDIS_URL ?? e.REDIS_URL,
+      queuePrefix: e.QUEUE_PREFIX,
+      sessionPrefix: e.SESSION_PREFIX,
+    },
+    session: {
+      ...(e.SESSION_TAG_SECRET ? { tagSecret: e.SESSION_TAG_SECRET } : {}),
+      clockSkewMs: e.CLOCK_SKEW_MS,
+    },
+    pingone: {
+      secrets: list(e.PINGONE_WEBHOOK_SECRET),
+      authHeader: e.PINGONE_WEBHOOK_AUTH_HEADER.toLowerCase(),
+      ...(envIds.length ? { environmentIds: new Set(envIds) } : {}),
+      maxEvents: e.PINGONE_MAX_EVENTS,
+      mapping: file.pingone.mapping ?? DEFAULT_PINGONE_MAPPING,
+    },
+    webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,
+    dedupWindowMs: e.DEDUP_WINDOW_SECONDS * 1000,
+    jwtClockToleranceSec: e.JWT_CLOCK_TOLERANCE_SECONDS,
+    oidcIssuers: [...(bcl ? [bcl] : []), ...file.oidcIssuers],
+    ssfTransmitters: [...(ssf ? [ssf] : []), ...file.ssfTransmitters],
+    quarantineMaxEntries: e.QUARANTINE_MAX_ENTRIES,
+    enqueueTimeoutMs: e.ENQUEUE_TIMEOUT_MS,
+    jobs: {
+      attempts: e.JOB_ATTEMPTS,
+      backoffMs: e.JOB_BACKOFF_MS,
+      completedMaxAgeSec: e.COMPLETED_JOBS_MAX_AGE_SECONDS,
+      completedMaxCount: e.COMPLETED_JOBS_MAX_COUNT,
+    },
+  };
+}

@@ -1,0 +1,10 @@
+export { parseLogoutToken, BACKCHANNEL_LOGOUT_EVENT } from './backchannel-logout.parser.js';
+export { EventRejectedError, TemporaryFailureError } from './event-rejected.error.js';
+export { DEFAULT_ALGORITHMS, JwtVerifier } from './jwt-verifier.js';
+export type { JwtIssuer, VerifyOptions } from './jwt-verifier.js';
+export { DEFAULT_PINGONE_MAPPING, PingOneMapping, PingOneRule } from './pingone-mapping.js';
+export { parsePingOneBody } from './pingone.parser.js';
+export type { Ignored, PingOneParseOptions, PingOneParseResult, Quarantined } from './pingone.parser.js';
+export { isPlainObject, parseJsonBytes } from './safe-json.js';
+export { parseSecurityEventToken, SSF_EVENTS } from './ssf.parser.js';
+export type { SetParseResult } from './ssf.parser.js';

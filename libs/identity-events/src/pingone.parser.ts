@@ -1,0 +1,186 @@
+import { commandId, RevocationCommand, type RevocationTarget } from '#revocation';
+import type { PingOneMapping } from './pingone-mapping.js';
+import { isPlainObject, parseJsonBytes } from './safe-json.js';
+
+export interface PingOneParseOptions {
+  mapping: PingOneMapping;
+  /** When set, events from other PingOne environments are ignored. */
+  environmentIds?: ReadonlySet<string>;
+  /** At most this many events in one delivery (PingOne sends up to 500). */
+  maxEvents: number;
+  receivedAt: number;
+}
+
+export interface Quarantined {
+  /** The bytes (as text) we could not understand: the whole body, or one event re-serialised. */
+  raw: string;
+  reason: string;
+  eventId?: string;
+}
+
+export interface Ignored {
+  eventId?: string;
+  eventType?: string;
+  reason:
+    'not SUCCESS' | 'unmapped action type' | 'no watched attribute modified' | 'environment not allowed';
+}
+
+export interface PingOneParseResult {
+  received: number;
+  commands: RevocationCommand[];
+  ignored: Ignored[];
+  quarantined: Quarantined[];
+  /** Set when the delivery as a whole is refused (more events than allowed). */
+  tooMany?: boolean;
+}
+
+/**
+ * Turns one PingOne webhook body (ACTIVITY format) into revocation commands. Pure: no I/O.
+ * The body may be a top-level array of events, a single event, or an object wrapping an array.
+ * What cannot be understood is returned for quarantine rather than thrown, so one bad event never
+ * blocks PingOne's delivery stream.
+ */
+export function parsePingOneBody(
+  body: Buffer | string | undefined,
+  options: PingOneParseOptions,
+): PingOneParseResult {
+  const result: PingOneParseResult = { received: 0, commands: [], ignored: [], quarantined: [] };
+  const parsed = parseJsonBytes(body);
+  if (!parsed.ok) {
+    result.received = 1;
+    result.quarantined.push({ raw: parsed.text ?? bodyAsText(body), reason: parsed.reason });
+    return result;
+  }
+  const events = findEvents(parsed.value);
+  if (!events) {
+    result.received = 1;
+    result.quarantined.push({ raw: parsed.text, reason: 'no PingOne events found in the body' });
+    return result;
+  }
+  result.received = events.length;
+  if (events.length > options.maxEvents) return { ...result, tooMany: true };
+  for (const event of events) {
+    const outcome = parseEvent(event, options);
+    if ('command' in outcome) result.commands.push(outcome.command);
+    else if ('ignored' in outcome) result.ignored.push(outcome.ignored);
+    else result.quarantined.push(outcome.quarantined);
+  }
+  return result;
+}
+
+const bodyAsText = (body: Buffer | string | undefined) =>
+  typeof body === 'string' ? body : (body ?? Buffer.alloc(0)).toString('base64');
+
+const looksLikeEvent = (v: unknown) => isPlainObject(v) && ('action' in v || 'resources' in v);
+
+/** Array, single event, or the first array of events found in a wrapping object (one level of nesting). */
+function findEvents(value: unknown): unknown[] | null {
+  if (Array.isArray(value)) return value;
+  if (!isPlainObject(value)) return null;
+  if (looksLikeEvent(value)) return [value];
+  for (const inner of [value, ...Object.values(value).filter(isPlainObject)]) {
+    for (const v of Object.values(inner)) if (Array.isArray(v) && v.some(looksLikeEvent)) return v;
+  }
+  return null;
+}
+
+type EventOutcome = { command: RevocationCommand } | { ignored: Ignored } | { quarantined: Quarantined };
+
+function parseEvent(event: unknown, options: PingOneParseOptions): EventOutcome {
+  const quarantine = (reason: string, eventId?: string): EventOutcome => ({
+    quarantined: { raw: JSON.stringify(event) ?? 'null', reason, ...(eventId ? { eventId } : {}) },
+  });
+  if (!isPlainObject(event)) return quarantine('event is not an object');
+  const id = str(event['id']);
+  const type = isPlainObject(event['action']) ? str(event['action']['type']) : undefined;
+  if (!id || !type) return quarantine('event has no id or action.type', id);
+
+  const resources = Array.isArray(event['resources']) ? event['resources'].filter(isPlainObject) : [];
+  const ignore = (reason: Ignored['reason']): EventOutcome => ({
+    ignored: { eventId: id, eventType: type, reason },
+  });
+  if (options.environmentIds) {
+    const env = environmentOf(event, resources);
+    if (!env || !options.environmentIds.has(env)) return ignore('environment not allowed');
+  }
+  const status = isPlainObject(event['result']) ? event['result']['status'] : undefined;
+  if (status !== 'SUCCESS') return ignore('not SUCCESS');
+  const rule = Object.hasOwn(options.mapping, type) ? options.mapping[type] : undefined;
+  if (!rule) return ignore('unmapped action type');
+  if (rule.modifiedAttributes) {
+    const embedded = isPlainObject(event['_embedded']) ? event['_embedded']['modifiedAttributes'] : undefined;
+    const modified = Array.isArray(embedded) ? embedded : [];
+    if (!rule.modifiedAttributes.some((a) => modified.includes(a)))
+      return ignore('no watched attribute modified');
+  }
+
+  const when = Date.parse(str(event['recordedAt']) ?? str(event['createdAt']) ?? '');
+  if (!Number.isFinite(when) || when < 0) return quarantine('event has no valid recordedAt', id);
+
+  const userId = userOf(resources);
+  let target: RevocationTarget;
+  if (rule.target === 'user') {
+    if (!userId) return quarantine('event names no user', id);
+    target = { type: 'user', userId };
+  } else if (rule.target === 'idp_session') {
+    const session = resources.find((r) => r['type'] === 'SESSION');
+    const idpSessionId = session && str(session['id']);
+    if (!idpSessionId) return quarantine('event names no session', id);
+    target = { type: 'idp_session', idpSessionId, ...(userId ? { userId } : {}) };
+  } else {
+    const group = resources.find((r) => r['type'] === 'GROUP');
+    const groupId = group && str(group['id']);
+    if (!groupId) return quarantine('event names no group', id);
+    target = { type: 'group', groupId };
+  }
+
+  const command = RevocationCommand.safeParse({
+    id: commandId('pingone', id),
+    target,
+    source: 'pingone',
+    eventType: type,
+    eventId: id,
+    notBefore: when,
+    receivedAt: options.receivedAt,
+  });
+  if (!command.success)
+    return quarantine(`event does not make a valid command: ${command.error.issues[0]?.message}`, id);
+  return { command: command.data };
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
+
+/**
+ * The subject: the USER resource, or for MEMBER_OF_GROUP.* the user id inside the resource's href
+ * (`.../users/{userId}/memberOfGroups/{groupId}`). Never `actors`: they are who made the change.
+ */
+function userOf(resources: Record<string, unknown>[]): string | undefined {
+  const user = resources.find((r) => r['type'] === 'USER');
+  if (user && str(user['id'])) return str(user['id']);
+  for (const r of resources) {
+    const m = /\/users\/([^/?#]+)\/memberOfGroups\//.exec(str(r['href']) ?? '');
+    if (m) return safeDecode(m[1]!);
+  }
+  return undefined;
+}
+
+function environmentOf(
+  event: Record<string, unknown>,
+  resources: Record<string, unknown>[],
+): string | undefined {
+  for (const r of resources) {
+    const env = isPlainObject(r['environment']) ? str(r['environment']['id']) : undefined;
+    if (env) return env;
+  }
+  const links =
+    isPlainObject(event['_links']) && isPlainObject(event['_links']['self']) ? event['_links']['self'] : {};
+  return /\/environments\/([^/]+)\//.exec(str(links['href']) ?? '')?.[1];
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+
+/** What a command revokes. Ids are bounded like the session store's, so a command never fails there. */
+const id = z.string().min(1).max(256);
+
+export const RevocationTarget = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('user'), userId: id }),
+  z.object({ type: z.literal('idp_session'), idpSessionId: id, userId: id.optional() }),
+  z.object({ type: z.literal('group'), groupId: id }),
+  z.object({ type: z.literal('session'), userId: id, handle: z.string().regex(/^[A-Za-z0-9_-]{22}$/) }),
+]);
+export type RevocationTarget = z.infer<typeof RevocationTarget>;
+
+export const COMMAND_SOURCES = ['pingone', 'oidc_bcl', 'ssf', 'admin'] as const;
+export const CommandSource = z.enum(COMMAND_SOURCES);
+export type CommandSource = z.infer<typeof CommandSource>;
+
+/**
+ * The one shape every source is normalised into. Everything after the gateway knows only this.
+ * It never carries a secret: no session id, no token, no raw payload.
+ */
+export const RevocationCommand = z.object({
+  /** Deterministic: derived from the source and its event id, so a redelivery maps to the same command. */
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/),
+  target: RevocationTarget,
+  source: CommandSource,
+  eventType: z.string().min(1).max(256),
+  eventId: z.string().min(1).max(512),
+  /** The instant the revocation takes effect (the event's own time), epoch ms. */
+  notBefore: z.number().int().nonnegative(),
+  /** When the gateway received it, epoch ms. */
+  receivedAt: z.number().int().nonnegative(),
+  reason: z.string().max(512).optional(),
+  /** Who asked, for admin commands (an API key name or a token subject). */
+  actor: z.string().max(256).optional(),
+});
+export type RevocationCommand = z.infer<typeof RevocationCommand>;

@@ -1,0 +1,70 @@
+import type { JobsOptions, Queue } from 'bullmq';
+import type { Cluster, Redis } from 'ioredis';
+import { REVOKE_JOB } from './queue-names.js';
+import type { RevocationCommand } from './revocation-command.js';
+
+export interface ProducerOptions {
+  /** How long a command id is remembered after it was enqueued, so a redelivery adds nothing. */
+  dedupWindowMs: number;
+  /** Prefix of the dedup keys; give it the queue's hash tag so they live on the queue's node. */
+  keyPrefix: string;
+  /** Retries, backoff and retention of each job. */
+  jobOptions: JobsOptions;
+}
+
+export interface EnqueueResult {
+  enqueued: RevocationCommand[];
+  duplicates: RevocationCommand[];
+}
+
+/**
+ * Puts commands on the revocation queue, each under its deterministic job id, remembering each id for
+ * the dedup window so a redelivery enqueues nothing new even after its first job was removed.
+ *
+ * Order matters for invariant 6 (nothing acknowledged is lost): the dedup marks are written only after
+ * the jobs are in Redis, so a failure in between leads to a retry that enqueues again (harmless:
+ * revocations are idempotent), never to an event marked seen but not queued.
+ */
+export class RevocationProducer {
+  constructor(
+    private readonly queue: Queue,
+    /** A client of the queue's Redis, for the dedup marks. */
+    private readonly redis: Redis | Cluster,
+    private readonly options: ProducerOptions,
+  ) {}
+
+  async enqueue(
+    commands: RevocationCommand[],
+    options: { bypassDedup?: boolean; priority?: number } = {},
+  ): Promise<EnqueueResult> {
+    if (commands.length === 0) return { enqueued: [], duplicates: [] };
+    const keys = commands.map((c) => this.dedupKey(c.id));
+    const seen = options.bypassDedup
+      ? commands.map(() => 0)
+      : ((await Promise.all(keys.map((k) => this.redis.exists(k)))) as number[]);
+    const fresh = commands.filter((_, i) => seen[i] === 0);
+    const duplicates = commands.filter((_, i) => seen[i] !== 0);
+    if (fresh.length === 0) return { enqueued: [], duplicates };
+
+    await this.queue.addBulk(
+      fresh.map((command) => ({
+        name: REVOKE_JOB,
+        data: command,
+        opts: {
+          ...this.options.jobOptions,
+          // A deliberate replay must run again even while the first job is still kept.
+          jobId: options.bypassDedup ? `${command.id}-r${Date.now().toString(36)}` : command.id,
+          ...(options.priority ? { priority: options.priority } : {}),
+        },
+      })),
+    );
+    await Promise.all(
+      fresh.map((c) => this.redis.set(this.dedupKey(c.id), '1', 'PX', this.options.dedupWindowMs)),
+    );
+    return { enqueued: fresh, duplicates };
+  }
+
+  private dedupKey(id: string): string {
+    return `${this.options.keyPrefix}:dedup:${id}`;
+  }
+}

@@ -1,0 +1,60 @@
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Test } from '@nestjs/testing';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { type AppConfig, loadConfig } from '#config';
+import { REVOCATION_QUEUE, type RevocationCommand } from '#revocation';
+import { configureGateway, gatewayAdapter } from '../../apps/gateway/src/gateway.app.js';
+import { GatewayModule } from '../../apps/gateway/src/gateway.module.js';
+import { REDIS_URL } from './redis.js';
+
+export interface TestGateway {
+  app: NestFastifyApplication;
+  config: AppConfig;
+  /** A separate client of the queue, for assertions. */
+  queue: Queue;
+  redis: Redis;
+  /** The commands currently on the queue, in any state. */
+  commands(): Promise<RevocationCommand[]>;
+  close(): Promise<void>;
+}
+
+/** Boots the real gateway module on Fastify, as main.ts does, with test settings over the defaults. */
+export async function startGateway(env: Record<string, string>): Promise<TestGateway> {
+  const config = loadConfig({ REDIS_URL, ...env });
+  const moduleRef = await Test.createTestingModule({ imports: [GatewayModule.forRoot(config)] }).compile();
+  const app = moduleRef.createNestApplication<NestFastifyApplication>(gatewayAdapter(config), {
+    logger: false,
+    bodyParser: false,
+  });
+  configureGateway(app, config);
+  await app.init();
+  await app.getHttpAdapter().getInstance().ready();
+  const redis = new Redis(config.redis.queueUrl, { maxRetriesPerRequest: 1 });
+  const queue = new Queue(REVOCATION_QUEUE, { connection: redis, prefix: config.redis.queuePrefix });
+  return {
+    app,
+    config,
+    queue,
+    redis,
+    async commands() {
+      const jobs = await queue.getJobs([
+        'waiting',
+        'active',
+        'completed',
+        'failed',
+        'delayed',
+        'prioritized',
+      ]);
+      return jobs.map((j) => j.data as RevocationCommand);
+    },
+    async close() {
+      await app.close();
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      const keys = await redis.keys(`${config.redis.queuePrefix}:*`);
+      if (keys.length) await redis.unlink(...keys);
+      await queue.close();
+      redis.disconnect();
+    },
+  };
+}

@@ -95,6 +95,16 @@ const EnvSchema = z.object({
   JOB_BACKOFF_MS: int(1).default(500),
   COMPLETED_JOBS_MAX_AGE_SECONDS: int(1).default(3600),
   COMPLETED_JOBS_MAX_COUNT: int(0).default(10_000),
+  WORKER_CONCURRENCY: int(1, 1000).default(16),
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  SWEEP_EVERY_MS: int(1000).default(60_000),
+  MEMORY_WATCH_EVERY_MS: int(1000).default(15_000),
+  MEMORY_WARN_FRACTION: z.coerce.number().gt(0).max(1).default(0.9),
+  AUDIT_MAX_ENTRIES: int(1).default(100_000),
+  ALLOW_EVICTING_QUEUE_REDIS: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
   CONFIG_FILE: z.string().optional(),
 });
 
@@ -120,6 +130,15 @@ export interface AppConfig {
   quarantineMaxEntries: number;
   enqueueTimeoutMs: number;
   jobs: { attempts: number; backoffMs: number; completedMaxAgeSec: number; completedMaxCount: number };
+  worker: {
+    concurrency: number;
+    shutdownGraceMs: number;
+    sweepEveryMs: number;
+    memoryWatchEveryMs: number;
+    memoryWarnFraction: number;
+  };
+  auditMaxEntries: number;
+  allowEvictingQueueRedis: boolean;
 }
 
 /** The names of every environment variable the service reads (the README's table is checked against it). */
@@ -226,5 +245,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       completedMaxAgeSec: e.COMPLETED_JOBS_MAX_AGE_SECONDS,
       completedMaxCount: e.COMPLETED_JOBS_MAX_COUNT,
     },
+    worker: {
+      concurrency: e.WORKER_CONCURRENCY,
+      shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+      sweepEveryMs: e.SWEEP_EVERY_MS,
+      memoryWatchEveryMs: e.MEMORY_WATCH_EVERY_MS,
+      memoryWarnFraction: e.MEMORY_WARN_FRACTION,
+    },
+    auditMaxEntries: e.AUDIT_MAX_ENTRIES,
+    allowEvictingQueueRedis: e.ALLOW_EVICTING_QUEUE_REDIS,
   };
 }

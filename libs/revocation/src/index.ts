@@ -3,3 +3,6 @@ export { REVOCATION_QUEUE, REVOKE_JOB } from './queue-names.js';
 export { COMMAND_SOURCES, CommandSource, RevocationCommand, RevocationTarget } from './revocation-command.js';
 export { RevocationProducer } from './revocation-producer.js';
 export type { EnqueueResult, ProducerOptions } from './revocation-producer.js';
+export { AuditLog } from './audit-log.js';
+export type { AuditRecord } from './audit-log.js';
+export { assertQueueRedisPolicy, redisInfoField } from './redis-policy.js';

@@ -2,7 +2,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, ServiceUnavailableException } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig } from '#config';
+import { APP_CONFIG, type AppConfig, producerOptions } from '#config';
 import {
   REVOCATION_QUEUE,
   RevocationProducer,
@@ -39,16 +39,7 @@ export class IngestService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly quarantine: QuarantineService,
   ) {
-    this.producer = new RevocationProducer(queue, redis, {
-      dedupWindowMs: config.dedupWindowMs,
-      keyPrefix: config.redis.queuePrefix,
-      jobOptions: {
-        attempts: config.jobs.attempts,
-        backoff: { type: 'exponential', delay: config.jobs.backoffMs },
-        removeOnComplete: { age: config.jobs.completedMaxAgeSec, count: config.jobs.completedMaxCount },
-        removeOnFail: false,
-      },
-    });
+    this.producer = new RevocationProducer(queue, redis, producerOptions(config));
   }
 
   async accept(

@@ -1,0 +1,114 @@
+import { InjectQueue, Processor, WorkerHost } from '@nestjs/bullmq';
+import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import type { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { APP_CONFIG, type AppConfig } from '#config';
+import { SessionStore, type SweepResult } from '#session-store';
+import { SESSION_REDIS } from './session-store.provider.js';
+import { WORKER_QUEUE_REDIS } from './worker-redis.js';
+
+export const MAINTENANCE_QUEUE = 'maintenance';
+
+export interface RedisMemory {
+  role: 'sessions' | 'queue';
+  usedMemory: number;
+  maxmemory: number;
+  policy: string;
+  evictedKeys: number;
+  fragmentationRatio: number;
+  oomErrors: number;
+  /** used / maxmemory over the configured fraction. */
+  degraded: boolean;
+  checkedAt: number;
+}
+
+/**
+ * Scheduled jobs, run by BullMQ job schedulers so that each runs once per period however many
+ * workers there are: the index sweep and the Redis memory watch. The memory readings go to Redis,
+ * where any process's readiness check can read them.
+ */
+@Processor(MAINTENANCE_QUEUE)
+export class MaintenanceProcessor extends WorkerHost implements OnApplicationBootstrap {
+  private readonly logger = new Logger('Maintenance');
+  readonly memoryKey: string;
+
+  constructor(
+    @InjectQueue(MAINTENANCE_QUEUE) private readonly queue: Queue,
+    private readonly store: SessionStore,
+    @Inject(SESSION_REDIS) private readonly sessionRedis: Redis,
+    @Inject(WORKER_QUEUE_REDIS) private readonly queueRedis: Redis,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    super();
+    this.memoryKey = `${config.redis.queuePrefix}:memory`;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const keep = { removeOnComplete: { count: 10 }, removeOnFail: { count: 100 } };
+    await this.queue.upsertJobScheduler(
+      'sweep',
+      { every: this.config.worker.sweepEveryMs },
+      { name: 'sweep', opts: keep },
+    );
+    await this.queue.upsertJobScheduler(
+      'memory-watch',
+      { every: this.config.worker.memoryWatchEveryMs },
+      { name: 'memory-watch', opts: keep },
+    );
+  }
+
+  async process(job: Job): Promise<SweepResult | RedisMemory[]> {
+    if (job.name === 'sweep') {
+      const result = await this.store.sweep();
+      if (result.trimmed > 0)
+        this.logger.log(`index sweep trimmed ${result.trimmed} entries from ${result.indexes} indexes`);
+      return result;
+    }
+    return this.watchMemory();
+  }
+
+  /** Reads both Redis roles' memory, warns when one is near its limit, and records the readings. */
+  async watchMemory(): Promise<RedisMemory[]> {
+    const readings = await Promise.all([
+      this.readMemory('sessions', this.sessionRedis),
+      this.readMemory('queue', this.queueRedis),
+    ]);
+    for (const r of readings) {
+      if (r.degraded)
+        this.logger.warn(
+          `${r.role} Redis uses ${r.usedMemory} of ${r.maxmemory} bytes (over ${this.config.worker.memoryWarnFraction * 100}%)`,
+        );
+      if (r.role === 'sessions' && r.maxmemory === 0)
+        this.logger.warn('the session Redis has no maxmemory set: it can grow until the machine runs out');
+    }
+    await this.queueRedis.set(
+      this.memoryKey,
+      JSON.stringify(readings),
+      'PX',
+      this.config.worker.memoryWatchEveryMs * 3,
+    );
+    return readings;
+  }
+
+  private async readMemory(role: RedisMemory['role'], redis: Redis): Promise<RedisMemory> {
+    const [memory, stats, errors] = await Promise.all([
+      redis.info('memory'),
+      redis.info('stats'),
+      redis.info('errorstats'),
+    ]);
+    const field = (info: string, name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
+    const usedMemory = Number(field(memory, 'used_memory') ?? 0);
+    const maxmemory = Number(field(memory, 'maxmemory') ?? 0);
+    return {
+      role,
+      usedMemory,
+      maxmemory,
+      policy: field(memory, 'maxmemory_policy') ?? 'unknown',
+      evictedKeys: Number(field(stats, 'evicted_keys') ?? 0),
+      fragmentationRatio: Number(field(memory, 'mem_fragmentation_ratio') ?? 0),
+      oomErrors: Number(/errorstat_OOM:count=(\d+)/.exec(errors)?.[1] ?? 0),
+      degraded: maxmemory > 0 && usedMemory > maxmemory * this.config.worker.memoryWarnFraction,
+      checkedAt: Date.now(),
+    };
+  }
+}

@@ -1,0 +1,40 @@
+import { Inject, Injectable, type OnApplicationShutdown, type Provider } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { APP_CONFIG, type AppConfig, ConfigError } from '#config';
+import { SessionStore } from '#session-store';
+
+export const SESSION_REDIS = Symbol('SESSION_REDIS');
+
+export const sessionRedisProvider: Provider = {
+  provide: SESSION_REDIS,
+  inject: [APP_CONFIG],
+  useFactory: (config: AppConfig) => new Redis(config.redis.url, { maxRetriesPerRequest: 3 }),
+};
+
+/** The session store the applications write to; the worker revokes through it. */
+export const sessionStoreProvider: Provider = {
+  provide: SessionStore,
+  inject: [APP_CONFIG, SESSION_REDIS],
+  useFactory: (config: AppConfig, redis: Redis) => {
+    if (!config.session.tagSecret)
+      throw new ConfigError(
+        'SESSION_TAG_SECRET: required by the worker (the same secret the applications use)',
+      );
+    return new SessionStore({
+      redis,
+      prefix: config.redis.sessionPrefix,
+      tagSecret: config.session.tagSecret,
+      clockSkewMs: config.session.clockSkewMs,
+    });
+  },
+};
+
+/** Closes the session Redis client after the workers that use it have stopped. */
+@Injectable()
+export class SessionRedisCloser implements OnApplicationShutdown {
+  constructor(@Inject(SESSION_REDIS) private readonly redis: Redis) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}

@@ -1,0 +1,24 @@
+import type { AppConfig } from './app-config.js';
+
+/**
+ * Retries, backoff and retention of every revocation job, from config: completed jobs are trimmed by
+ * age and count, failed ones are kept for inspection and replay. Shared by the gateway and the worker
+ * (which enqueues group fan-outs) so both queue alike.
+ */
+export function revocationJobOptions(config: AppConfig) {
+  return {
+    attempts: config.jobs.attempts,
+    backoff: { type: 'exponential', delay: config.jobs.backoffMs },
+    removeOnComplete: { age: config.jobs.completedMaxAgeSec, count: config.jobs.completedMaxCount },
+    removeOnFail: false,
+  };
+}
+
+/** What the RevocationProducer needs, from config. */
+export function producerOptions(config: AppConfig) {
+  return {
+    dedupWindowMs: config.dedupWindowMs,
+    keyPrefix: config.redis.queuePrefix,
+    jobOptions: revocationJobOptions(config),
+  };
+}

@@ -1,0 +1,1 @@
+export { RevokerMetrics } from './revoker-metrics.js';

@@ -28,8 +28,13 @@ export async function startGateway(env: Record<string, string>): Promise<TestGat
     bodyParser: false,
   });
   configureGateway(app, config);
-  await app.init();
-  await app.getHttpAdapter().getInstance().ready();
+  try {
+    await app.init();
+    await app.getHttpAdapter().getInstance().ready();
+  } catch (err) {
+    await app.close().catch(() => undefined);
+    throw err;
+  }
   const redis = new Redis(config.redis.queueUrl, { maxRetriesPerRequest: 1 });
   const queue = new Queue(REVOCATION_QUEUE, { connection: redis, prefix: config.redis.queuePrefix });
   return {

@@ -1,4 +1,4 @@
-import { NestFactory } from '@nestjs/core';
+import { Test } from '@nestjs/testing';
 import type { INestApplicationContext } from '@nestjs/common';
 import { type AppConfig, loadConfig } from '#config';
 import { WorkerModule } from '../../apps/worker/src/worker.module.js';
@@ -13,6 +13,13 @@ export interface TestWorker {
 /** Boots the real worker module in this process, as apps/worker/src/main.ts does. */
 export async function startWorker(env: Record<string, string>): Promise<TestWorker> {
   const config = loadConfig({ REDIS_URL, SESSION_TAG_SECRET: 'test-tag-secret-0123456789', ...env });
-  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config), { logger: false });
+  const app = await Test.createTestingModule({ imports: [WorkerModule.forRoot(config)] }).compile();
+  app.useLogger(false);
+  try {
+    await app.init();
+  } catch (err) {
+    await app.close().catch(() => undefined);
+    throw err;
+  }
   return { app, config, close: () => app.close() };
 }

@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '#config';
+import { assertQueueRedisPolicy } from '#revocation';
 
 /** Injection token of the gateway's client of the queue Redis. */
 export const QUEUE_REDIS = Symbol('QUEUE_REDIS');
@@ -37,15 +38,24 @@ export const queueRedisProvider: Provider = {
 export class QueueRedisLifecycle implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('QueueRedis');
 
-  constructor(@Inject(QUEUE_REDIS) private readonly redis: Redis) {}
+  constructor(
+    @Inject(QUEUE_REDIS) private readonly redis: Redis,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
   async onModuleInit(): Promise<void> {
-    if (this.redis.status === 'ready') return;
-    const ready = new Promise<boolean>((resolve) => {
-      this.redis.once('ready', () => resolve(true));
-      setTimeout(() => resolve(false), 5000).unref();
-    });
-    if (!(await ready)) this.logger.warn('queue Redis is not reachable yet; deliveries get 503 until it is');
+    const ready =
+      this.redis.status === 'ready' ||
+      (await new Promise<boolean>((resolve) => {
+        this.redis.once('ready', () => resolve(true));
+        setTimeout(() => resolve(false), 5000).unref();
+      }));
+    if (!ready) {
+      this.logger.warn('queue Redis is not reachable yet; deliveries get 503 until it is');
+      return;
+    }
+    // Refuse to start on a Redis that may evict queued revocations (unless overridden).
+    await assertQueueRedisPolicy(this.redis, this.config.allowEvictingQueueRedis);
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -474,7 +474,6 @@ export class SessionStore {
   /** Deletes, in bounded batches, what a user's not-before now refuses. Returns what it deleted. */
   private async purgeUser(tag: string, notBefore: number): Promise<{ sessions: number; tokens: number }> {
     const index = this.keys.userIndex(tag);
-    const nbKey = this.keys.notBefore(tag);
     let sessions = 0;
     let tokens = 0;
     let offset = 0;
@@ -491,10 +490,10 @@ export class SessionStore {
       const [deletedLocal, deletedForeign] = await Promise.all([
         local.length
           ? (this.scripts.deleteEntries(
-              2 + local.length,
-              nbKey,
+              1 + local.length,
               index,
               ...local.map((e) => this.keys.session(tag, e.id)),
+              notBefore,
               ...local.map((e) => e.member),
             ) as Promise<number>)
           : 0,

@@ -1,0 +1,559 @@
+// Benchmark of libs/session-store on throw-away redis-servers of its own (never the shared one on 6379).
+// Run with `npm run bench:store`. Set BENCH_BIG_TOTAL (default 1,000,000) for a quicker trial run.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
+import { SessionStore } from '#session-store';
+
+const PREFIX = 'bench';
+const TAG_SECRET = 'bench-tag-secret-0123456789';
+const TTL_SECONDS = 3600;
+const CLAIMS = { name: 'Bench User', amr: ['pwd'] };
+
+const CONCURRENCY = 64;
+const THROUGHPUT_OPS = 50_000;
+const THROUGHPUT_USERS = 5_000; // 10 sessions per user, as in the filler below
+const SESSIONS_PER_FILLER_USER = 10;
+const SMALL_TOTAL = 10_000;
+const BIG_TOTAL = Number(process.env['BENCH_BIG_TOTAL'] ?? 1_000_000);
+const SCALE_USER_SESSIONS = 10;
+const REVOKE_RUNS = { bySize: 100, bySizeThousand: 20, atScale: 200, scanSmall: 10, scanBig: 3 };
+
+type Keys = SessionStore['keys'];
+
+/** One throw-away Redis with its client and a store on it. */
+interface Target {
+  server: RedisServer;
+  redis: Redis;
+  store: SessionStore;
+}
+
+// ---------------------------------------------------------------- throw-away redis-server
+
+interface RedisServer {
+  port: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** A port nobody listens on now: the OS picks it, we release it and hand it to redis-server. */
+function sparePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once redis-server logs that it accepts connections; rejects if it dies or stalls first. */
+function waitReady(child: ChildProcess, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let log = '';
+    const timer = setTimeout(
+      () => fail(new Error(`redis-server on ${port} not ready after 10 s\n${log}`)),
+      10_000,
+    );
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    child.once('error', fail);
+    child.once('exit', (code) => fail(new Error(`redis-server on ${port} exited (${code})\n${log}`)));
+    child.stdout?.on('data', (chunk: Buffer) => {
+      log += chunk.toString();
+      if (log.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+/** Starts redis-server on a spare port with persistence off, so FLUSHALL and big loads are harmless. */
+async function startRedis(): Promise<RedisServer> {
+  const port = await sparePort();
+  if (port === 6379) throw new Error('refusing to use the shared Redis port 6379');
+  const dir = mkdtempSync(join(tmpdir(), 'bench-redis-'));
+  const args = [
+    '--port',
+    String(port),
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+  ];
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  // If this process dies some other way, the server must not outlive it.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  const stop = async () => {
+    process.off('exit', killOnExit);
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitReady(child, port);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  child.stdout?.resume(); // keep draining its log so it never blocks on a full pipe
+  return { port, pid: child.pid!, stop };
+}
+
+// ---------------------------------------------------------------- measuring helpers
+
+/** Runs fn(0..n-1) with `concurrency` calls in flight at any time. */
+async function pool(n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < n) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+}
+
+async function timeMs(fn: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await fn();
+  return performance.now() - start;
+}
+
+interface Stats {
+  runs: number;
+  median: number;
+  p95: number;
+}
+
+/** Median and p95 by nearest rank (with few runs, p95 is close to the max). */
+function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+  return { runs: sorted.length, median: rank(0.5), p95: rank(0.95) };
+}
+
+const ms = (v: number) => (v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)) + ' ms';
+const int = (v: number) => Math.round(v).toLocaleString('en-US');
+
+function printTable(title: string, header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log(`\n${title}`);
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of rows) console.log(line(row));
+}
+
+// ---------------------------------------------------------------- data
+
+let userSeq = 0;
+/** A user id no earlier step used, so every revocation starts from a clean slate. */
+const freshUser = (kind: string) => `${kind}-${++userSeq}@bench.example`;
+
+async function createSessions(store: SessionStore, userId: string, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  await pool(count, CONCURRENCY, async () => {
+    ids.push((await store.createSession({ userId, ttlSeconds: TTL_SECONDS, claims: CLAIMS })).sessionId);
+  });
+  return ids;
+}
+
+/** 32 random bytes in base64url per call, drawn from the OS in bulk (one call each cost 2 µs at 1M). */
+class RandomIds {
+  private pool = Buffer.alloc(0);
+  private offset = 0;
+  next(): string {
+    if (this.offset === this.pool.length) {
+      this.pool = randomBytes(32 * 4096);
+      this.offset = 0;
+    }
+    this.offset += 32;
+    return this.pool.subarray(this.offset - 32, this.offset).toString('base64url');
+  }
+}
+const random = new RandomIds();
+
+/** The library's handle of a session id (sha256, first 16 bytes, base64url); checked against getSession below. */
+const handleOf = (sessionId: string) =>
+  createHash('sha256').update(sessionId).digest().subarray(0, 16).toString('base64url');
+
+/**
+ * Writes `users` filler users of SESSIONS_PER_FILLER_USER sessions each, in the exact layout
+ * create-session.lua writes (record hash + TTL, index zset + TTL), with pipelined raw commands:
+ * a createSession call costs a script run and a round trip each, which would make 1M sessions slow.
+ * Returns one filler session id so the caller can check the library reads the layout back.
+ */
+async function loadFiller(redis: Redis, keys: Keys, users: number): Promise<string> {
+  // Small pipelines, a few in flight: Node builds the next while Redis runs the others, and the
+  // command objects die young (big pipelines made garbage collection the main cost).
+  const USERS_PER_PIPELINE = 100;
+  const PIPELINES_IN_FLIGHT = 4;
+  const iat = String(Date.now());
+  const exp = String(Date.now() + TTL_SECONDS * 1000);
+  const claims = JSON.stringify(CLAIMS);
+  let sample = '';
+  const inFlight: Promise<void>[] = [];
+  for (let done = 0; done < users; done += USERS_PER_PIPELINE) {
+    const pipeline = redis.pipeline();
+    for (let u = done; u < Math.min(users, done + USERS_PER_PIPELINE); u++) {
+      const userId = freshUser('filler');
+      const tag = keys.userTag(userId);
+      const index = keys.userIndex(tag);
+      const members: string[] = [];
+      for (let s = 0; s < SESSIONS_PER_FILLER_USER; s++) {
+        const sessionId = `${tag}.${random.next()}`;
+        const handle = handleOf(sessionId);
+        const record = keys.session(tag, handle);
+        pipeline.hset(record, 'uid', userId, 'iat', iat, 'exp', exp, 'ttl', TTL_SECONDS * 1000, 'c', claims);
+        pipeline.pexpireat(record, exp);
+        members.push(exp, `s:${iat}:${handle}`);
+        sample ||= sessionId;
+      }
+      pipeline.zadd(index, ...members);
+      pipeline.pexpireat(index, exp);
+    }
+    inFlight.push(runPipeline(pipeline));
+    if (inFlight.length >= PIPELINES_IN_FLIGHT) await inFlight.shift();
+  }
+  await Promise.all(inFlight);
+  return sample;
+}
+
+async function runPipeline(pipeline: ReturnType<Redis['pipeline']>): Promise<void> {
+  const results = (await pipeline.exec()) ?? [];
+  const failed = results.find(([err]) => err);
+  if (failed) throw failed[0];
+}
+
+/** Fails loudly if the filler's hand-written layout drifts from what the library reads. */
+async function checkFiller(store: SessionStore, sampleId: string): Promise<void> {
+  const session = await store.getSession(sampleId);
+  if (!session) throw new Error('filler layout no longer matches the library: getSession returned null');
+  const listed = await store.listUserSessions(session.userId);
+  if (listed.length !== SESSIONS_PER_FILLER_USER)
+    throw new Error(`filler layout no longer matches the library: listUserSessions saw ${listed.length}`);
+}
+
+/** How many session records the Redis holds, by a full SCAN (only used to report, not timed). */
+async function countSessions(redis: Redis): Promise<number> {
+  let cursor = '0';
+  let count = 0;
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', `${PREFIX}:{*}:s:*`, 'COUNT', 10_000);
+    cursor = next;
+    count += found.length;
+  } while (cursor !== '0');
+  return count;
+}
+
+/**
+ * CPU time the redis-server main thread has used, in µs (Linux /proc/<pid>/schedstat, ns precision).
+ * A delta around one call is the server-side cost of that call (parsing, network I/O, Lua, data
+ * structures), free of the client and of other load on the machine; null where /proc lacks it.
+ */
+function redisCpuMicros(pid: number): number | null {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
+  } catch {
+    return null;
+  }
+}
+
+const usedMemory = async (redis: Redis) => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+
+// ---------------------------------------------------------------- the measurements
+
+async function benchThroughput({ store, redis }: Target): Promise<void> {
+  await redis.flushall();
+  const ids: string[] = new Array(THROUGHPUT_OPS);
+  const users = Array.from({ length: THROUGHPUT_USERS }, () => freshUser('throughput'));
+  const create = (i: number) =>
+    store
+      .createSession({ userId: users[i % THROUGHPUT_USERS]!, ttlSeconds: TTL_SECONDS, claims: CLAIMS })
+      .then((s) => void (ids[i] = s.sessionId));
+  // Reads in an order unrelated to creation, so consecutive reads hit different users.
+  const readAmong = (created: number) => async (i: number) => {
+    if (!(await store.getSession(ids[(i * 7919) % created]!))) throw new Error('session not found');
+  };
+  // Warm-up: loads the Lua scripts (EVALSHA falls back to EVAL once) and lets V8 optimise.
+  await pool(2_000, CONCURRENCY, create);
+  await pool(2_000, CONCURRENCY, readAmong(2_000));
+  await redis.flushall();
+  const createMs = await timeMs(() => pool(THROUGHPUT_OPS, CONCURRENCY, create));
+  const readMs = await timeMs(() => pool(THROUGHPUT_OPS, CONCURRENCY, readAmong(THROUGHPUT_OPS)));
+  printTable(
+    `1. Throughput: ${int(THROUGHPUT_OPS)} ops each, ${CONCURRENCY} in flight, one ioredis connection, ` +
+      `${int(THROUGHPUT_USERS)} users,\n   no IdP session or groups, claims of ${JSON.stringify(CLAIMS).length} B`,
+    ['operation', 'ops/s', 'total'],
+    [
+      ['createSession', int(THROUGHPUT_OPS / (createMs / 1000)), ms(createMs)],
+      ['getSession', int(THROUGHPUT_OPS / (readMs / 1000)), ms(readMs)],
+    ],
+  );
+}
+
+interface Samples {
+  wallMs: Stats;
+  redisCpuUs: Stats | null;
+}
+
+/** One revokeUser of a fresh user holding `sessions` sessions (created untimed): [wall ms, Redis CPU µs]. */
+async function revokeOnce({ server, store }: Target, sessions: number): Promise<[number, number | null]> {
+  const userId = freshUser('revoke');
+  await createSessions(store, userId, sessions);
+  const cpuBefore = redisCpuMicros(server.pid);
+  const start = performance.now();
+  const { revoked } = await store.revokeUser(userId);
+  const wall = performance.now() - start;
+  const cpuAfter = redisCpuMicros(server.pid);
+  if (revoked !== sessions) throw new Error(`revokeUser deleted ${revoked} of ${sessions} sessions`);
+  return [wall, cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore];
+}
+
+/**
+ * Times `runs` revocations on each target. The targets take turns (and turns at going first), so
+ * load from elsewhere on the machine falls on all of them alike rather than on whichever ran last.
+ */
+async function revokeSamples(targets: Target[], sessions: number, runs: number): Promise<Samples[]> {
+  const wall = targets.map((): number[] => []);
+  const cpu = targets.map((): number[] => []);
+  for (let r = 0; r < runs; r++) {
+    for (let k = 0; k < targets.length; k++) {
+      const i = (r + k) % targets.length;
+      const [w, c] = await revokeOnce(targets[i]!, sessions);
+      wall[i]!.push(w);
+      if (c !== null) cpu[i]!.push(c);
+    }
+  }
+  return targets.map((_, i) => ({
+    wallMs: stats(wall[i]!),
+    redisCpuUs: cpu[i]!.length ? stats(cpu[i]!) : null,
+  }));
+}
+
+const us = (v: number) => `${int(v)} µs`;
+const usOrNa = (s: Stats | null, pick: (s: Stats) => number) => (s ? us(pick(s)) : 'n/a');
+
+async function benchRevokeBySize(target: Target): Promise<void> {
+  await target.redis.flushall();
+  await revokeSamples([target], 10, 20); // warm-up
+  const rows: string[][] = [];
+  for (const [sessions, runs] of [
+    [1, REVOKE_RUNS.bySize],
+    [10, REVOKE_RUNS.bySize],
+    [1_000, REVOKE_RUNS.bySizeThousand],
+  ] as const) {
+    const [{ wallMs, redisCpuUs }] = (await revokeSamples([target], sessions, runs)) as [Samples];
+    rows.push([
+      int(sessions),
+      String(runs),
+      ms(wallMs.median),
+      ms(wallMs.p95),
+      usOrNa(redisCpuUs, (s) => s.median),
+      usOrNa(redisCpuUs, (s) => s.p95),
+    ]);
+  }
+  printTable(
+    '2. revokeUser latency by sessions held, on an otherwise empty Redis.\n' +
+      '   wall: end to end in the client (stamp + deletion of every session, all round trips);\n' +
+      '   Redis CPU: CPU time of the redis-server thread over the same call (/proc/<pid>/schedstat).',
+    ['sessions of user', 'runs', 'wall median', 'wall p95', 'Redis CPU median', 'Redis CPU p95'],
+    rows,
+  );
+}
+
+const memoryUsage = async (redis: Redis, key: string) =>
+  Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
+
+async function benchMemory({ store, redis }: Target): Promise<void> {
+  await redis.flushall();
+  const rows: string[][] = [];
+  // Up to 128 members the index zset is a compact listpack; past that, a skiplist + dict (zset-max-listpack-entries).
+  for (const sessions of [1, 10, 100, 1_000]) {
+    const userId = freshUser('memory');
+    const ids = await createSessions(store, userId, sessions);
+    const tag = store.keys.userTag(userId);
+    const records = await Promise.all(
+      ids.map((id) => memoryUsage(redis, store.keys.session(tag, handleOf(id)))),
+    );
+    const record = records.reduce((a, b) => a + b, 0) / records.length;
+    const indexKey = store.keys.userIndex(tag);
+    const index = (await memoryUsage(redis, indexKey)) / sessions;
+    const encoding = String(await redis.call('OBJECT', 'ENCODING', indexKey));
+    rows.push([int(sessions), encoding, int(record), int(index), int(record + index)]);
+  }
+  printTable(
+    '3. Bytes per session: MEMORY USAGE <key> SAMPLES 0 of the session record, plus its share of the\n' +
+      '   user index (MEMORY USAGE of the index / its members). Sessions made by createSession as in 1.',
+    ['sessions of user', 'index encoding', 'record B', 'index share B', 'total B'],
+    rows,
+  );
+}
+
+/** What a store without a user index must do: SCAN every session key, read its owner, delete the user's. */
+async function revokeByScan(redis: Redis, userId: string): Promise<number> {
+  let cursor = '0';
+  let deleted = 0;
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', `${PREFIX}:*:s:*`, 'COUNT', 1_000);
+    cursor = next;
+    if (found.length === 0) continue;
+    const pipeline = redis.pipeline();
+    for (const key of found) pipeline.hget(key, 'uid');
+    const owners = (await pipeline.exec()) ?? [];
+    const mine = found.filter((_, i) => owners[i]?.[1] === userId);
+    if (mine.length) deleted += await redis.unlink(...mine);
+  } while (cursor !== '0');
+  return deleted;
+}
+
+async function scanSamples({ store, redis }: Target, runs: number): Promise<Stats> {
+  const samples: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const userId = freshUser('scan');
+    await createSessions(store, userId, SCALE_USER_SESSIONS);
+    const start = performance.now();
+    const deleted = await revokeByScan(redis, userId);
+    samples.push(performance.now() - start);
+    if (deleted !== SCALE_USER_SESSIONS) throw new Error(`scan baseline deleted ${deleted} sessions`);
+  }
+  return stats(samples);
+}
+
+interface ScalePoint {
+  sessions: number;
+  loaded: number;
+  loadMs: number;
+  bytesPerSession: number;
+  revoke: Samples;
+  scan: Stats;
+}
+
+/** Fills a fresh Redis so that it holds `total` sessions once the user under test has its own. */
+async function fill({ store, redis }: Target, total: number): Promise<Omit<ScalePoint, 'revoke' | 'scan'>> {
+  await redis.flushall();
+  const before = await usedMemory(redis);
+  const users = Math.floor((total - SCALE_USER_SESSIONS) / SESSIONS_PER_FILLER_USER);
+  let sample = '';
+  const loadMs = await timeMs(async () => (sample = await loadFiller(redis, store.keys, users)));
+  await checkFiller(store, sample);
+  const loaded = await countSessions(redis); // counted, not assumed
+  const bytesPerSession = ((await usedMemory(redis)) - before) / loaded;
+  return { sessions: loaded + SCALE_USER_SESSIONS, loaded, loadMs, bytesPerSession };
+}
+
+async function benchScale(small: Target, big: Target): Promise<void> {
+  const filled = [await fill(small, SMALL_TOTAL), await fill(big, BIG_TOTAL)];
+  await revokeSamples([small, big], SCALE_USER_SESSIONS, 20); // warm-up at these sizes
+  const revoke = await revokeSamples([small, big], SCALE_USER_SESSIONS, REVOKE_RUNS.atScale);
+  const scan = [await scanSamples(small, REVOKE_RUNS.scanSmall), await scanSamples(big, REVOKE_RUNS.scanBig)];
+  printScale(
+    filled.map((f, i) => ({ ...f, revoke: revoke[i]!, scan: scan[i]! })) as [ScalePoint, ScalePoint],
+  );
+}
+
+const cell = (s: Stats | null, unit: (v: number) => string) =>
+  s ? `${unit(s.median)} / ${unit(s.p95)} (${s.runs})` : 'n/a';
+const ratio = (a: Stats | null, b: Stats | null) => (a && b ? (b.median / a.median).toFixed(2) : 'n/a');
+
+function printScale([small, big]: [ScalePoint, ScalePoint]): void {
+  const loads = [small, big].map(
+    (p) => `${int(p.loaded)} in ${ms(p.loadMs)} (${int(p.loaded / (p.loadMs / 1000))}/s)`,
+  );
+  console.log(
+    `\n4. Cost vs. total sessions in Redis: revoking a user with ${SCALE_USER_SESSIONS} sessions.\n` +
+      `   Two throw-away redis-servers, one holding ${int(small.sessions)} sessions, one ${int(big.sessions)};\n` +
+      `   the revokeUser runs take turns on them, so noise from the rest of the machine hits both alike.\n` +
+      `   Filler: raw pipelined HSET+PEXPIREAT / ZADD+PEXPIREAT in create-session.lua's key layout,\n` +
+      `   ${SESSIONS_PER_FILLER_USER} sessions per user (checked with getSession + listUserSessions), ` +
+      `not createSession calls:\n   loaded ${loads.join(' and ')}.\n` +
+      `   Baseline, a store without a user index: SCAN MATCH ${PREFIX}:*:s:* COUNT 1000 over all keys,\n` +
+      `   a pipelined HGET uid per batch, UNLINK of the user's keys.`,
+  );
+  const speedUp = (p: ScalePoint) => `${int(p.scan.median / p.revoke.wallMs.median)}x`;
+  printTable(
+    '   median / p95 (runs)',
+    ['', `${int(small.sessions)} sessions`, `${int(big.sessions)} sessions`, 'ratio big/small'],
+    [
+      [
+        'revokeUser, wall',
+        cell(small.revoke.wallMs, ms),
+        cell(big.revoke.wallMs, ms),
+        ratio(small.revoke.wallMs, big.revoke.wallMs),
+      ],
+      [
+        'revokeUser, Redis CPU',
+        cell(small.revoke.redisCpuUs, us),
+        cell(big.revoke.redisCpuUs, us),
+        ratio(small.revoke.redisCpuUs, big.revoke.redisCpuUs),
+      ],
+      ['SCAN baseline, wall', cell(small.scan, ms), cell(big.scan, ms), ratio(small.scan, big.scan)],
+      ['speed-up of revokeUser (wall medians)', speedUp(small), speedUp(big), ''],
+    ],
+  );
+  console.log(
+    `\n   used_memory grew by ${int(big.bytesPerSession)} B per session over the ${int(big.loaded)}-session load ` +
+      `(records, ${SESSIONS_PER_FILLER_USER}-member indexes,\n   keyspace and expiry dict entries).`,
+  );
+}
+
+// ---------------------------------------------------------------- main
+
+function connect(server: RedisServer): Target {
+  const redis = new Redis({ host: '127.0.0.1', port: server.port, maxRetriesPerRequest: 1 });
+  return { server, redis, store: new SessionStore({ redis, prefix: PREFIX, tagSecret: TAG_SECRET }) };
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const servers: RedisServer[] = [];
+  const targets: Target[] = [];
+  const stopAll = async () => {
+    for (const t of targets) t.redis.disconnect();
+    await Promise.all(servers.map((s) => s.stop()));
+  };
+  // Ctrl-C or a kill: still take the servers down.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => void stopAll().finally(() => process.exit(130)));
+  try {
+    for (let i = 0; i < 2; i++) servers.push(await startRedis());
+    for (const server of servers) targets.push(connect(server));
+    const [small, big] = targets as [Target, Target];
+    const version = /redis_version:(\S+)/.exec(await small.redis.info('server'))?.[1];
+    console.log(
+      `bench:store  redis-server ${version} on 127.0.0.1:${servers.map((s) => s.port).join(' and :')} ` +
+        `(own, throw-away)  node ${process.version}  ${availableParallelism()} CPUs`,
+    );
+    await benchThroughput(small);
+    await benchRevokeBySize(small);
+    await benchMemory(small);
+    await benchScale(small, big);
+    console.log(`\nfinished in ${Math.round((performance.now() - started) / 1000)} s`);
+  } finally {
+    await stopAll();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

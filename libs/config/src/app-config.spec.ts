@@ -1,0 +1,90 @@
+import { describe, expect, it } from '@jest/globals';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_PINGONE_MAPPING as DEFAULT_PINGONE_MAPPING_FOR_TESTS } from '#identity-events';
+import { ConfigError, ENV_VARIABLES, loadConfig } from './app-config.js';
+
+describe('loadConfig', () => {
+  it('has defaults for everything optional', () => {
+    const config = loadConfig({});
+    expect(config.port).toBe(3000);
+    expect(config.redis.queueUrl).toBe(config.redis.url);
+    expect(config.webhookBodyLimit).toBe(5 * 1024 * 1024);
+    expect(config.pingone.mapping).toEqual(DEFAULT_PINGONE_MAPPING_FOR_TESTS);
+    expect(config.pingone.secrets).toEqual([]);
+  });
+
+  it('parses lists, sizes and issuers', () => {
+    const jwks = JSON.stringify({ keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y' }] });
+    const config = loadConfig({
+      PINGONE_WEBHOOK_SECRET: 'new-secret, old-secret',
+      PINGONE_ENVIRONMENT_IDS: 'env-a,env-b',
+      WEBHOOK_BODY_LIMIT: '512kb',
+      OIDC_BCL_ISSUER: 'https://idp.example.com',
+      OIDC_BCL_AUDIENCE: 'client-a,client-b',
+      OIDC_BCL_JWKS: jwks,
+    });
+    expect(config.pingone.secrets).toEqual(['new-secret', 'old-secret']);
+    expect([...config.pingone.environmentIds!]).toEqual(['env-a', 'env-b']);
+    expect(config.webhookBodyLimit).toBe(512 * 1024);
+    expect(config.oidcIssuers).toEqual([
+      { issuer: 'https://idp.example.com', audience: ['client-a', 'client-b'], jwks: JSON.parse(jwks) },
+    ]);
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, /PORT/],
+    [{ REDIS_URL: 'http://localhost' }, /REDIS_URL/],
+    [{ SESSION_TAG_SECRET: 'short' }, /SESSION_TAG_SECRET/],
+    [{ WEBHOOK_BODY_LIMIT: 'lots' }, /WEBHOOK_BODY_LIMIT/],
+    [{ OIDC_BCL_ISSUER: 'https://idp' }, /OIDC_BCL_AUDIENCE/],
+    [{ SSF_ISSUER: 'https://tx', SSF_AUDIENCE: 'me' }, /SSF_JWKS/],
+    [{ SSF_ISSUER: 'https://tx', SSF_AUDIENCE: 'me', SSF_JWKS: '{nope' }, /SSF_JWKS/],
+    [{ MEMORY_WARN_FRACTION: '2' }, /MEMORY_WARN_FRACTION/],
+    [{ CONFIG_FILE: '/nonexistent/config.yaml' }, /CONFIG_FILE/],
+  ])('a bad value stops start-up naming it: %j', (env, name) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it('reads several issuers and the PingOne mapping from a YAML config file, validated', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sr-config-'));
+    const good = join(dir, 'good.yaml');
+    writeFileSync(
+      good,
+      [
+        'oidcIssuers:',
+        '  - { issuer: https://a.example, audience: a, jwksUri: https://a.example/jwks }',
+        '  - { issuer: https://b.example, audience: [b], jwksUri: https://b.example/jwks }',
+        'pingone:',
+        '  mapping:',
+        '    USER.DELETED: { target: user }',
+      ].join('\n'),
+    );
+    const config = loadConfig({ CONFIG_FILE: good });
+    expect(config.oidcIssuers.map((i) => i.issuer)).toEqual(['https://a.example', 'https://b.example']);
+    expect(config.pingone.mapping).toEqual({ 'USER.DELETED': { target: 'user' } });
+
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ pingone: { mapping: { 'USER.DELETED': { target: 'everyone' } } } }));
+    expect(() => loadConfig({ CONFIG_FILE: bad })).toThrow(
+      /CONFIG_FILE .* at pingone\.mapping\.USER\.DELETED\.target/,
+    );
+    const hmac = join(dir, 'hmac.json');
+    writeFileSync(
+      hmac,
+      JSON.stringify({
+        oidcIssuers: [{ issuer: 'x', audience: 'y', jwksUri: 'https://x/j', algorithms: ['HS256'] }],
+      }),
+    );
+    expect(() => loadConfig({ CONFIG_FILE: hmac })).toThrow(/asymmetric/);
+  });
+
+  it('the README documents exactly the variables the schema reads', () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('## Benchmarks'));
+    const documented = [...section.matchAll(/^\| `([A-Z0-9_]+)` +\|/gm)].map((m) => m[1]);
+    expect(documented.sort()).toEqual([...ENV_VARIABLES].sort());
+  });
+});

@@ -3,6 +3,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import type { Redis } from 'ioredis';
 import { type AppConfig, ConfigModule } from '#config';
+import { RevokerMetrics } from '#metrics';
 import { REVOCATION_QUEUE } from '#revocation';
 import { HealthController } from './health.controller.js';
 import { QUEUE_REDIS, QueueRedisLifecycle, queueRedisProvider } from './queue-redis.provider.js';
@@ -20,7 +21,7 @@ class QueueRedisModule {}
 /** HTTP in: authenticate, parse and normalise every source, then enqueue durably. */
 @Module({})
 export class GatewayModule {
-  static forRoot(config: AppConfig): DynamicModule {
+  static forRoot(config: AppConfig, options: { metrics?: RevokerMetrics } = {}): DynamicModule {
     return {
       module: GatewayModule,
       imports: [
@@ -35,6 +36,7 @@ export class GatewayModule {
       ],
       controllers: [HealthController, PingOneWebhookController, BackchannelLogoutController, SsfController],
       providers: [
+        { provide: RevokerMetrics, useValue: options.metrics ?? new RevokerMetrics() },
         IngestService,
         QuarantineService,
         PingOneAuthGuard,

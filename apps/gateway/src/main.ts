@@ -1,14 +1,15 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { ConfigError, loadConfig } from '#config';
+import { type AppConfig, ConfigError, loadConfig } from '#config';
+import { RevokerMetrics } from '#metrics';
+import { WorkerModule } from '../../worker/src/worker.module.js';
 import { configureGateway, gatewayAdapter } from './gateway.app.js';
 import { GatewayModule } from './gateway.module.js';
 
-async function bootstrap(): Promise<void> {
-  let config;
+function configOrExit(): AppConfig {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`configuration error: ${err.message}`);
@@ -16,16 +17,32 @@ async function bootstrap(): Promise<void> {
     }
     throw err;
   }
+}
+
+/**
+ * The gateway, and by default the worker in the same process (two Nest apps sharing one metrics
+ * registry): one command gives a newcomer the whole service; EMBEDDED_WORKER=false scales them apart.
+ */
+async function bootstrap(): Promise<void> {
+  const config = configOrExit();
+  const metrics = new RevokerMetrics({ defaultMetrics: true });
+  if (config.embeddedWorker) {
+    const worker = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, { metrics }));
+    worker.enableShutdownHooks();
+  }
   const app = await NestFactory.create<NestFastifyApplication>(
-    GatewayModule.forRoot(config),
+    GatewayModule.forRoot(config, { metrics }),
     gatewayAdapter(config),
-    {
-      bodyParser: false,
-    },
+    { bodyParser: false },
   );
   configureGateway(app, config);
   await app.listen(config.port, '0.0.0.0');
-  console.log(`gateway listening on http://localhost:${config.port}`);
+  console.log(
+    `gateway listening on http://localhost:${config.port}${config.embeddedWorker ? ' (worker embedded)' : ''}`,
+  );
 }
 
-void bootstrap();
+bootstrap().catch((err: unknown) => {
+  console.error(`gateway failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

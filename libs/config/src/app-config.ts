@@ -101,6 +101,10 @@ const EnvSchema = z.object({
   MEMORY_WATCH_EVERY_MS: int(1000).default(15_000),
   MEMORY_WARN_FRACTION: z.coerce.number().gt(0).max(1).default(0.9),
   AUDIT_MAX_ENTRIES: int(1).default(100_000),
+  EMBEDDED_WORKER: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
   ALLOW_EVICTING_QUEUE_REDIS: z
     .enum(['true', 'false', '1', '0'])
     .default('false')
@@ -139,6 +143,8 @@ export interface AppConfig {
   };
   auditMaxEntries: number;
   allowEvictingQueueRedis: boolean;
+  /** Run the worker inside the gateway process (the single-process default). */
+  embeddedWorker: boolean;
 }
 
 /** The names of every environment variable the service reads (the README's table is checked against it). */
@@ -254,5 +260,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     auditMaxEntries: e.AUDIT_MAX_ENTRIES,
     allowEvictingQueueRedis: e.ALLOW_EVICTING_QUEUE_REDIS,
+    embeddedWorker: e.EMBEDDED_WORKER,
   };
 }

@@ -3,6 +3,7 @@ import { Inject, Injectable, ServiceUnavailableException } from '@nestjs/common'
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig, producerOptions } from '#config';
+import { RevokerMetrics } from '#metrics';
 import {
   REVOCATION_QUEUE,
   RevocationProducer,
@@ -38,8 +39,14 @@ export class IngestService {
     @Inject(QUEUE_REDIS) redis: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly quarantine: QuarantineService,
+    private readonly metrics: RevokerMetrics,
   ) {
     this.producer = new RevocationProducer(queue, redis, producerOptions(config));
+  }
+
+  /** Counts an event by source, type and outcome (enqueued, duplicate, ignored, quarantined, rejected, unavailable). */
+  count(source: string, type: string, outcome: string, n = 1): void {
+    this.metrics.eventsReceived.inc({ source, type, outcome }, n);
   }
 
   async accept(
@@ -59,8 +66,12 @@ export class IngestService {
         ]),
         deadline,
       ]);
+      for (const c of result.enqueued) this.count(c.source, c.eventType, 'enqueued');
+      for (const c of result.duplicates) this.count(c.source, c.eventType, 'duplicate');
+      for (const q of quarantined) this.count(q.source, 'unknown', 'quarantined');
       return result;
     } catch {
+      for (const c of commands) this.count(c.source, c.eventType, 'unavailable');
       throw new RedisUnavailableException();
     } finally {
       clearTimeout(timer);

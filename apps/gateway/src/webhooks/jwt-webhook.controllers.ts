@@ -95,11 +95,12 @@ export class SsfController {
     try {
       if (mediaType(contentType) !== 'application/secevent+jwt')
         throw new EventRejectedError('invalid_request', 'the body must be application/secevent+jwt');
-      const { commands } = await parseSecurityEventToken(bodyText(body), this.verifier, {
+      const { commands, ignored } = await parseSecurityEventToken(bodyText(body), this.verifier, {
         clockToleranceSec: this.config.jwtClockToleranceSec,
         maxTokenAgeSec: this.config.dedupWindowMs / 1000,
         receivedAt,
       });
+      for (const type of ignored) this.ingest.count('ssf', type, 'ignored');
       await this.ingest.accept(commands, [], { receivedAt });
       return undefined;
     } catch (err) {

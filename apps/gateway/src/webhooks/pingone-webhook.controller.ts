@@ -44,6 +44,7 @@ export class PingOneWebhookController {
         },
         413,
       );
+    for (const i of parsed.ignored) this.ingest.count('pingone', i.eventType ?? 'unknown', 'ignored');
     const quarantined = parsed.quarantined.map((q) => ({ ...q, source: 'pingone' }));
     const { enqueued, duplicates } = await this.ingest.accept(parsed.commands, quarantined, { receivedAt });
     return {

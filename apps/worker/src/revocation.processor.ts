@@ -1,35 +1,54 @@
-import { Processor, WorkerHost } from '@nestjs/bullmq';
-import { type BeforeApplicationShutdown, Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { type Job, UnrecoverableError } from 'bullmq';
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '#config';
 import { RevokerMetrics } from '#metrics';
 import { REVOCATION_QUEUE, RevocationCommand } from '#revocation';
 import { type ExecutionResult, RevocationExecutor } from './revocation.executor.js';
+import { WORKER_QUEUE_REDIS } from './worker-redis.js';
 
-/** Consumes revocation commands. Concurrency comes from config, set once the worker exists. */
-@Processor(REVOCATION_QUEUE)
+/**
+ * Consumes revocation commands. The BullMQ worker is built here rather than by @Processor because
+ * its concurrency, lock duration and stalled-check interval come from configuration, and BullMQ
+ * fixes the latter two when a worker is constructed.
+ */
+@Injectable()
 export class RevocationProcessor
-  extends WorkerHost
-  implements OnApplicationBootstrap, BeforeApplicationShutdown
+  implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
 {
   private readonly logger = new Logger(RevocationProcessor.name);
+  worker?: Worker;
 
   constructor(
     private readonly executor: RevocationExecutor,
     private readonly metrics: RevokerMetrics,
+    @Inject(WORKER_QUEUE_REDIS) private readonly redis: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {
-    super();
-  }
+  ) {}
 
   onApplicationBootstrap(): void {
-    this.worker.concurrency = this.config.worker.concurrency;
-    this.worker.on('failed', (job, err) => {
+    const worker = new Worker(REVOCATION_QUEUE, (job) => this.process(job), {
+      connection: this.redis,
+      prefix: this.config.redis.queuePrefix,
+      concurrency: this.config.worker.concurrency,
+      lockDuration: this.config.worker.lockDurationMs,
+      stalledInterval: this.config.worker.stalledIntervalMs,
+    });
+    worker.on('failed', (job, err) => {
       const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || err instanceof UnrecoverableError;
       this.metrics.jobs.inc({ outcome: final ? 'failed' : 'retried' });
       this.logger.warn(`job ${job?.id ?? '?'} ${final ? 'failed' : 'will be retried'}: ${err.message}`);
     });
-    this.worker.on('completed', () => this.metrics.jobs.inc({ outcome: 'completed' }));
+    worker.on('completed', () => this.metrics.jobs.inc({ outcome: 'completed' }));
+    worker.on('error', (err) => this.logger.error(`worker error: ${err.message}`));
+    this.worker = worker;
   }
 
   async process(job: Job): Promise<ExecutionResult> {
@@ -46,18 +65,24 @@ export class RevocationProcessor
 
   /**
    * SIGTERM: stop taking jobs and let active ones finish within the grace period; past it, close
-   * anyway (an unfinished job is then picked up again by another worker as stalled).
+   * anyway (an unfinished job is then taken back by another worker as stalled). Workers close before
+   * queues, and queues before connections (Nest runs this hook before the shutdown hooks).
    */
   async beforeApplicationShutdown(): Promise<void> {
-    const closing = this.worker.close();
+    const worker = this.worker;
+    if (!worker) return;
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(true), this.config.worker.shutdownGraceMs);
     });
-    if (await Promise.race([closing.then(() => false), graceOver])) {
+    if (await Promise.race([worker.close().then(() => false), graceOver])) {
       this.logger.warn('shutdown grace period over; closing the worker with jobs still active');
-      await this.worker.close(true);
+      await worker.close(true);
     }
     clearTimeout(timer);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.worker?.close();
   }
 }

@@ -97,6 +97,8 @@ const EnvSchema = z.object({
   COMPLETED_JOBS_MAX_COUNT: int(0).default(10_000),
   WORKER_CONCURRENCY: int(1, 1000).default(16),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  LOCK_DURATION_MS: int(1000).default(30_000),
+  STALLED_INTERVAL_MS: int(500).default(30_000),
   SWEEP_EVERY_MS: int(1000).default(60_000),
   MEMORY_WATCH_EVERY_MS: int(1000).default(15_000),
   MEMORY_WARN_FRACTION: z.coerce.number().gt(0).max(1).default(0.9),
@@ -137,6 +139,10 @@ export interface AppConfig {
   worker: {
     concurrency: number;
     shutdownGraceMs: number;
+    /** A job's lock lives this long unless renewed: a killed worker's job is free again after it. */
+    lockDurationMs: number;
+    /** How often workers look for jobs whose lock expired (stalled) and take them back. */
+    stalledIntervalMs: number;
     sweepEveryMs: number;
     memoryWatchEveryMs: number;
     memoryWarnFraction: number;
@@ -254,6 +260,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
       shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+      lockDurationMs: e.LOCK_DURATION_MS,
+      stalledIntervalMs: e.STALLED_INTERVAL_MS,
       sweepEveryMs: e.SWEEP_EVERY_MS,
       memoryWatchEveryMs: e.MEMORY_WATCH_EVERY_MS,
       memoryWarnFraction: e.MEMORY_WARN_FRACTION,

@@ -9,6 +9,10 @@ export default {
     '^#(session-store|revocation|identity-events|config|metrics)$': '<rootDir>/libs/$1/src/index.ts',
     '^#session-store/express$': '<rootDir>/libs/session-store/src/express-session-store.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
+    // @fastify/static (CommonJS) requires the ESM-only content-disposition 3. Node 20 runs that
+    // (require of ESM), but jest's module loader cannot before Node 24.9: tests use the
+    // API-compatible CommonJS content-disposition 2 (a devDependency) instead.
+    '^content-disposition$': '<rootDir>/node_modules/content-disposition/dist/index.js',
   },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }] },
   testTimeout: 30000,

@@ -85,7 +85,7 @@ describe('gateway -> queue -> worker -> session store', () => {
       'e1000001-0000-4000-8000-000000000002',
       'e1000001-0000-4000-8000-000000000003',
     ]);
-    expect(audit.find((a) => a.eventId.endsWith('01'))).toMatchObject({ revoked: 2, source: 'pingone' });
+    expect(audit.find((a) => a.eventId?.endsWith('01'))).toMatchObject({ revoked: 2, source: 'pingone' });
   });
 
   it('keeps a session created after the event alive when the event is replayed (invariant 2)', async () => {

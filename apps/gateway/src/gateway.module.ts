@@ -4,7 +4,13 @@ import { APP_FILTER } from '@nestjs/core';
 import type { Redis } from 'ioredis';
 import { type AppConfig, ConfigModule } from '#config';
 import { RevokerMetrics } from '#metrics';
-import { REVOCATION_QUEUE } from '#revocation';
+import { REVOCATION_PRIORITY_QUEUE, REVOCATION_QUEUE } from '#revocation';
+import { AdminAuditInterceptor } from './admin/admin-audit.interceptor.js';
+import { AdminAuthService } from './admin/admin-auth.service.js';
+import { AdminController } from './admin/admin.controller.js';
+import { AdminGuard } from './admin/admin.guard.js';
+import { AdminService } from './admin/admin.service.js';
+import { gatewaySessionStoreProviders } from './admin/session-store.provider.js';
 import { HealthController } from './health.controller.js';
 import { QUEUE_REDIS, QueueRedisLifecycle, queueRedisProvider } from './queue-redis.provider.js';
 import { IngestService } from './webhooks/ingest.service.js';
@@ -32,14 +38,29 @@ export class GatewayModule {
           inject: [QUEUE_REDIS],
           useFactory: (redis: Redis) => ({ connection: redis, prefix: config.redis.queuePrefix }),
         }),
-        BullModule.registerQueue({ name: REVOCATION_QUEUE }),
+        BullModule.registerQueue(
+          { name: REVOCATION_QUEUE },
+          { name: REVOCATION_PRIORITY_QUEUE },
+          { name: 'maintenance' },
+        ),
       ],
-      controllers: [HealthController, PingOneWebhookController, BackchannelLogoutController, SsfController],
+      controllers: [
+        HealthController,
+        PingOneWebhookController,
+        BackchannelLogoutController,
+        SsfController,
+        AdminController,
+      ],
       providers: [
         { provide: RevokerMetrics, useValue: options.metrics ?? new RevokerMetrics() },
         IngestService,
         QuarantineService,
         PingOneAuthGuard,
+        AdminAuthService,
+        AdminGuard,
+        AdminService,
+        AdminAuditInterceptor,
+        ...gatewaySessionStoreProviders,
         { provide: APP_FILTER, useClass: RedisUnavailableFilter },
       ],
     };

@@ -35,7 +35,7 @@ async function bootstrap(): Promise<void> {
     gatewayAdapter(config),
     { bodyParser: false },
   );
-  configureGateway(app, config);
+  await configureGateway(app, config);
   await app.listen(config.port, '0.0.0.0');
   console.log(
     `gateway listening on http://localhost:${config.port}${config.embeddedWorker ? ' (worker embedded)' : ''}`,

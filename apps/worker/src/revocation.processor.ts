@@ -10,7 +10,7 @@ import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '#config';
 import { RevokerMetrics } from '#metrics';
-import { REVOCATION_QUEUE, RevocationCommand } from '#revocation';
+import { REVOCATION_PRIORITY_QUEUE, REVOCATION_QUEUE, RevocationCommand } from '#revocation';
 import { type ExecutionResult, RevocationExecutor } from './revocation.executor.js';
 import { WORKER_QUEUE_REDIS } from './worker-redis.js';
 
@@ -24,7 +24,8 @@ export class RevocationProcessor
   implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
 {
   private readonly logger = new Logger(RevocationProcessor.name);
-  worker?: Worker;
+  /** One worker per queue: admin revocations have their own, so webhook backlog never delays them. */
+  workers: Worker[] = [];
 
   constructor(
     private readonly executor: RevocationExecutor,
@@ -34,7 +35,11 @@ export class RevocationProcessor
   ) {}
 
   onApplicationBootstrap(): void {
-    const worker = new Worker(REVOCATION_QUEUE, (job) => this.process(job), {
+    this.workers = [REVOCATION_PRIORITY_QUEUE, REVOCATION_QUEUE].map((queue) => this.startWorker(queue));
+  }
+
+  private startWorker(queue: string): Worker {
+    const worker = new Worker(queue, (job) => this.process(job), {
       connection: this.redis,
       prefix: this.config.redis.queuePrefix,
       concurrency: this.config.worker.concurrency,
@@ -48,7 +53,7 @@ export class RevocationProcessor
     });
     worker.on('completed', () => this.metrics.jobs.inc({ outcome: 'completed' }));
     worker.on('error', (err) => this.logger.error(`worker error: ${err.message}`));
-    this.worker = worker;
+    return worker;
   }
 
   async process(job: Job): Promise<ExecutionResult> {
@@ -69,8 +74,10 @@ export class RevocationProcessor
    * queues, and queues before connections (Nest runs this hook before the shutdown hooks).
    */
   async beforeApplicationShutdown(): Promise<void> {
-    const worker = this.worker;
-    if (!worker) return;
+    await Promise.all(this.workers.map((w) => this.drain(w)));
+  }
+
+  private async drain(worker: Worker): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(true), this.config.worker.shutdownGraceMs);
@@ -83,6 +90,6 @@ export class RevocationProcessor
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.worker?.close();
+    await Promise.all(this.workers.map((w) => w.close()));
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -111,6 +112,14 @@ const EnvSchema = z.object({
     .enum(['true', 'false', '1', '0'])
     .default('false')
     .transform((v) => v === 'true' || v === '1'),
+  ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  ADMIN_API_KEYS: z.string().optional(),
+  ADMIN_JWT_ISSUER: z.string().optional(),
+  ADMIN_JWT_AUDIENCE: z.string().optional(),
+  ADMIN_JWT_JWKS_URI: z.string().url().optional(),
+  ADMIN_JWT_JWKS: z.string().optional(),
+  ADMIN_RATE_LIMIT_PER_MINUTE: int(1).default(600),
+  ADMIN_WAIT_TIMEOUT_MS: int(100, 120_000).default(10_000),
   CONFIG_FILE: z.string().optional(),
 });
 
@@ -151,6 +160,13 @@ export interface AppConfig {
   allowEvictingQueueRedis: boolean;
   /** Run the worker inside the gateway process (the single-process default). */
   embeddedWorker: boolean;
+  admin: {
+    apiKeys: AdminApiKey[];
+    /** OAuth 2 access tokens (JWT) from this issuer are accepted too; scopes from `scope` / `scp`. */
+    jwtIssuer?: JwtIssuerConfig;
+    rateLimitPerMinute: number;
+    waitTimeoutMs: number;
+  };
 }
 
 /** The names of every environment variable the service reads (the README's table is checked against it). */
@@ -184,8 +200,44 @@ function readConfigFile(path: string): z.infer<typeof ConfigFileSchema> {
   return parsed.data;
 }
 
+export const ADMIN_SCOPES = ['sessions:read', 'sessions:revoke', 'queues:admin'] as const;
+export type AdminScope = (typeof ADMIN_SCOPES)[number];
+
+export interface AdminApiKey {
+  name: string;
+  scopes: AdminScope[];
+  /** SHA-256 of the key, hex. */
+  sha256: string;
+}
+
+/** `name:scopes:sha256hex`, several separated by commas; scopes joined by `+` or `|`, `*` for all. */
+function parseAdminKeys(value: string | undefined, plain: string | undefined): AdminApiKey[] {
+  const keys: AdminApiKey[] = list(value).map((entry) => {
+    const parts = entry.split(':');
+    const name = parts[0] ?? '';
+    const sha256 = (parts.at(-1) ?? '').toLowerCase();
+    const scopeText = parts.slice(1, -1).join(':');
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name) || !/^[0-9a-f]{64}$/.test(sha256) || !scopeText)
+      throw new ConfigError('ADMIN_API_KEYS: each entry must be name:scopes:sha256hex (scopes joined by +)');
+    const scopes = scopeText === '*' ? [...ADMIN_SCOPES] : scopeText.split(/[+|\s]+/);
+    for (const scope of scopes)
+      if (!(ADMIN_SCOPES as readonly string[]).includes(scope))
+        throw new ConfigError(
+          `ADMIN_API_KEYS: unknown scope ${scope} (known: ${ADMIN_SCOPES.join(', ')}, *)`,
+        );
+    return { name, scopes: scopes as AdminScope[], sha256 };
+  });
+  if (plain)
+    keys.push({
+      name: 'admin',
+      scopes: [...ADMIN_SCOPES],
+      sha256: createHash('sha256').update(plain).digest('hex'),
+    });
+  return keys;
+}
+
 function issuerFromEnv(
-  prefix: 'OIDC_BCL' | 'SSF',
+  prefix: 'OIDC_BCL' | 'SSF' | 'ADMIN_JWT',
   env: z.infer<typeof EnvSchema>,
 ): JwtIssuerConfig | undefined {
   const issuer = env[`${prefix}_ISSUER`];
@@ -224,6 +276,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const file = e.CONFIG_FILE ? readConfigFile(e.CONFIG_FILE) : ConfigFileSchema.parse({});
   const bcl = issuerFromEnv('OIDC_BCL', e);
   const ssf = issuerFromEnv('SSF', e);
+  const adminJwt = issuerFromEnv('ADMIN_JWT', e);
   const envIds = list(e.PINGONE_ENVIRONMENT_IDS);
   return {
     port: e.PORT,
@@ -269,5 +322,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auditMaxEntries: e.AUDIT_MAX_ENTRIES,
     allowEvictingQueueRedis: e.ALLOW_EVICTING_QUEUE_REDIS,
     embeddedWorker: e.EMBEDDED_WORKER,
+    admin: {
+      apiKeys: parseAdminKeys(e.ADMIN_API_KEYS, e.ADMIN_API_KEY),
+      ...(adminJwt ? { jwtIssuer: adminJwt } : {}),
+      rateLimitPerMinute: e.ADMIN_RATE_LIMIT_PER_MINUTE,
+      waitTimeoutMs: e.ADMIN_WAIT_TIMEOUT_MS,
+    },
   };
 }

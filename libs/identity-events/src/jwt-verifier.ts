@@ -40,8 +40,8 @@ export interface VerifyOptions {
   /** Tokens older than this (by `iat`) are refused, so a replay outside the dedup window cannot act. */
   maxTokenAgeSec: number;
   requiredClaims: string[];
-  /** Accepted `typ` header values when present (compared case-insensitively, `application/` optional). */
-  typ: string;
+  /** Accepted `typ` header value(s) when present (compared case-insensitively, `application/` optional). */
+  typ: string | string[];
 }
 
 export interface VerifiedJwt {
@@ -75,8 +75,12 @@ export class JwtVerifier {
     } catch {
       throw new EventRejectedError('invalid_request', 'the token is not a well-formed JWT');
     }
-    if (typ !== undefined && normaliseTyp(typ) !== options.typ)
-      throw new EventRejectedError('invalid_request', `the token's typ header is not ${options.typ}`);
+    const accepted = ([] as string[]).concat(options.typ);
+    if (typ !== undefined && !accepted.includes(normaliseTyp(typ)))
+      throw new EventRejectedError(
+        'invalid_request',
+        `the token's typ header is not ${accepted.join(' or ')}`,
+      );
     const entry = typeof iss === 'string' ? this.keys.get(iss) : undefined;
     if (!entry) throw new EventRejectedError('invalid_issuer', 'the token is from an unknown issuer');
     try {

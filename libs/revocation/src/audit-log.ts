@@ -1,16 +1,19 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { RevocationCommand } from './revocation-command.js';
 
-/** One executed revocation (automatic or by an admin), as kept in the audit stream. */
+/**
+ * One entry of the audit stream: an executed revocation (automatic or asked by an admin), or an admin
+ * API call (who, what, when, result).
+ */
 export interface AuditRecord {
-  commandId: string;
+  commandId?: string;
   source: string;
   eventType: string;
-  eventId: string;
-  target: RevocationCommand['target'];
+  eventId?: string;
+  target?: RevocationCommand['target'] | { userId?: string; groupId?: string; handle?: string };
   /** Sessions revoked (for a group: users fanned out to). */
-  revoked: number;
-  result: 'done' | 'failed' | 'fanned_out';
+  revoked?: number;
+  result: 'done' | 'failed' | 'fanned_out' | number;
   receivedAt: number;
   doneAt: number;
   actor?: string;

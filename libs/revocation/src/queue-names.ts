@@ -1,4 +1,8 @@
 /** The queue the gateway fills and the worker drains. */
 export const REVOCATION_QUEUE = 'revocations';
+/** Admin revocations: their own queue and workers, so webhook backlog never delays them. */
+export const REVOCATION_PRIORITY_QUEUE = 'revocations-priority';
+/** Every queue of the service, for dashboards and readiness. */
+export const ALL_QUEUES = [REVOCATION_QUEUE, REVOCATION_PRIORITY_QUEUE, 'maintenance'] as const;
 /** Job name of a revocation command (one job name, one schema: RevocationCommand). */
 export const REVOKE_JOB = 'revoke';

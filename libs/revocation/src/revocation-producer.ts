@@ -35,7 +35,7 @@ export class RevocationProducer {
 
   async enqueue(
     commands: RevocationCommand[],
-    options: { bypassDedup?: boolean; priority?: number } = {},
+    options: { bypassDedup?: boolean } = {},
   ): Promise<EnqueueResult> {
     if (commands.length === 0) return { enqueued: [], duplicates: [] };
     const keys = commands.map((c) => this.dedupKey(c.id));
@@ -54,7 +54,6 @@ export class RevocationProducer {
           ...this.options.jobOptions,
           // A deliberate replay must run again even while the first job is still kept.
           jobId: options.bypassDedup ? `${command.id}-r${Date.now().toString(36)}` : command.id,
-          ...(options.priority ? { priority: options.priority } : {}),
         },
       })),
     );

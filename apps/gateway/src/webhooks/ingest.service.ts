@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig, producerOptions } from '#config';
 import { RevokerMetrics } from '#metrics';
 import {
+  REVOCATION_PRIORITY_QUEUE,
   REVOCATION_QUEUE,
   RevocationProducer,
   type EnqueueResult,
@@ -33,15 +34,18 @@ export class RedisUnavailableException extends ServiceUnavailableException {
 @Injectable()
 export class IngestService {
   private readonly producer: RevocationProducer;
+  private readonly urgentProducer: RevocationProducer;
 
   constructor(
     @InjectQueue(REVOCATION_QUEUE) queue: Queue,
+    @InjectQueue(REVOCATION_PRIORITY_QUEUE) urgentQueue: Queue,
     @Inject(QUEUE_REDIS) redis: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly quarantine: QuarantineService,
     private readonly metrics: RevokerMetrics,
   ) {
     this.producer = new RevocationProducer(queue, redis, producerOptions(config));
+    this.urgentProducer = new RevocationProducer(urgentQueue, redis, producerOptions(config));
   }
 
   /** Counts an event by source, type and outcome (enqueued, duplicate, ignored, quarantined, rejected, unavailable). */
@@ -52,7 +56,7 @@ export class IngestService {
   async accept(
     commands: RevocationCommand[],
     quarantined: QuarantineEntry[] = [],
-    options: { bypassDedup?: boolean; priority?: number; receivedAt?: number } = {},
+    options: { bypassDedup?: boolean; urgent?: boolean; receivedAt?: number } = {},
   ): Promise<EnqueueResult> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -61,7 +65,7 @@ export class IngestService {
     try {
       const [result] = await Promise.race([
         Promise.all([
-          this.producer.enqueue(commands, options),
+          (options.urgent ? this.urgentProducer : this.producer).enqueue(commands, options),
           this.quarantine.add(quarantined, options.receivedAt ?? Date.now()),
         ]),
         deadline,

@@ -25,6 +25,21 @@ export class QuarantineService {
     this.key = `${config.redis.queuePrefix}:quarantine`;
   }
 
+  /** Newest first. */
+  async list(limit: number): Promise<(QuarantineEntry & { id: string; receivedAt: number })[]> {
+    const entries = await this.redis.xrevrange(this.key, '+', '-', 'COUNT', String(limit));
+    return entries.map(([id, fields]) => toEntry(id, fields));
+  }
+
+  async get(id: string): Promise<(QuarantineEntry & { id: string; receivedAt: number }) | null> {
+    const [entry] = await this.redis.xrange(this.key, id, id);
+    return entry ? toEntry(entry[0], entry[1]) : null;
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.redis.xdel(this.key, id);
+  }
+
   /** Stores entries; resolves only once Redis has them (they are acknowledged to the sender after). */
   async add(entries: QuarantineEntry[], receivedAt: number): Promise<void> {
     await Promise.all(
@@ -49,4 +64,17 @@ export class QuarantineService {
       ),
     );
   }
+}
+
+function toEntry(id: string, fields: string[]): QuarantineEntry & { id: string; receivedAt: number } {
+  const f: Record<string, string> = {};
+  for (let i = 0; i < fields.length; i += 2) f[fields[i]!] = fields[i + 1] ?? '';
+  return {
+    id,
+    source: f['source'] ?? '',
+    reason: f['reason'] ?? '',
+    raw: f['raw'] ?? '',
+    receivedAt: Number(f['receivedAt'] ?? 0),
+    ...(f['eventId'] ? { eventId: f['eventId'] } : {}),
+  };
 }

@@ -1,0 +1,179 @@
+import {
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  NotFoundException,
+  Param,
+  Post,
+  Query,
+  Req,
+  Res,
+  Body,
+  UseGuards,
+  UseInterceptors,
+} from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { z } from 'zod';
+import {
+  AuditQuery,
+  CommandAccepted,
+  CommandIdParam,
+  CommandStatus,
+  ErrorBody,
+  GroupIdParam,
+  HandleParam,
+  JobIdParam,
+  ListQuery,
+  RevokeBody,
+  RevokeDone,
+  RevokeQuery,
+  SessionSummary,
+  StreamIdParam,
+  UserIdParam,
+} from './admin.dto.js';
+import { AdminAuditInterceptor } from './admin-audit.interceptor.js';
+import { AdminGuard, type AdminRequest, RequireScope } from './admin.guard.js';
+import { AdminService } from './admin.service.js';
+import { ZodPipe } from './zod.pipe.js';
+
+/** OpenAPI schema of a zod schema (OpenAPI 3.0 flavour of JSON Schema). */
+const schema = (s: z.ZodType) =>
+  z.toJSONSchema(s, { target: 'openapi-3.0', io: 'output' }) as Record<string, unknown>;
+const errors = [400, 401, 403, 429].map((status) => ApiResponse({ status, schema: schema(ErrorBody) }));
+const Errors = (): MethodDecorator => (target, key, descriptor) => {
+  for (const d of errors) d(target, key, descriptor);
+};
+
+@ApiTags('admin')
+@ApiBearerAuth()
+@Controller('admin')
+@UseGuards(AdminGuard)
+@UseInterceptors(AdminAuditInterceptor)
+export class AdminController {
+  constructor(private readonly admin: AdminService) {}
+
+  @Get('users/:userId/sessions')
+  @RequireScope('sessions:read')
+  @ApiOperation({ summary: "A user's live sessions (never a secret session id)" })
+  @ApiResponse({ status: 200, schema: schema(z.array(SessionSummary)) })
+  @Errors()
+  listSessions(@Param('userId', new ZodPipe(UserIdParam)) userId: string) {
+    return this.admin.listSessions(userId);
+  }
+
+  @Post('users/:userId/revoke')
+  @HttpCode(202)
+  @RequireScope('sessions:revoke')
+  @ApiOperation({
+    summary: "Revoke all of a user's sessions, ahead of webhook traffic; ?wait=true waits for it",
+  })
+  @ApiBody({ schema: schema(RevokeBody) })
+  @ApiResponse({ status: 202, schema: schema(CommandAccepted) })
+  @ApiResponse({ status: 200, description: 'with ?wait=true, once done', schema: schema(RevokeDone) })
+  @Errors()
+  async revokeUser(
+    @Param('userId', new ZodPipe(UserIdParam)) userId: string,
+    @Body(new ZodPipe(RevokeBody, { json: true })) body: RevokeBody,
+    @Query(new ZodPipe(RevokeQuery)) query: z.infer<typeof RevokeQuery>,
+    @Req() request: AdminRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    const id = await this.admin.revoke({ type: 'user', userId }, body.reason, request.admin!.name);
+    if (query.wait !== 'true') return { commandId: id };
+    const status = await this.admin.waitFor(id);
+    if (!status || status.state !== 'done')
+      return { commandId: id, ...(status ? { state: status.state } : {}) };
+    void reply.status(200);
+    return { commandId: id, revoked: (status.result as { revoked?: number } | undefined)?.revoked ?? 0 };
+  }
+
+  @Delete('users/:userId/sessions/:handle')
+  @HttpCode(204)
+  @RequireScope('sessions:revoke')
+  @ApiOperation({ summary: 'Revoke one session by its handle' })
+  @ApiResponse({ status: 204 })
+  @ApiResponse({ status: 404, schema: schema(ErrorBody) })
+  @Errors()
+  async revokeSession(
+    @Param('userId', new ZodPipe(UserIdParam)) userId: string,
+    @Param('handle', new ZodPipe(HandleParam)) handle: string,
+  ): Promise<void> {
+    if (!(await this.admin.revokeHandle(userId, handle))) throw new NotFoundException('no such session');
+  }
+
+  @Post('groups/:groupId/revoke')
+  @HttpCode(202)
+  @RequireScope('sessions:revoke')
+  @ApiOperation({ summary: 'Revoke every user holding a live session with the group' })
+  @ApiBody({ schema: schema(RevokeBody) })
+  @ApiResponse({ status: 202, schema: schema(CommandAccepted) })
+  @Errors()
+  async revokeGroup(
+    @Param('groupId', new ZodPipe(GroupIdParam)) groupId: string,
+    @Body(new ZodPipe(RevokeBody, { json: true })) body: RevokeBody,
+    @Req() request: AdminRequest,
+  ) {
+    return {
+      commandId: await this.admin.revoke({ type: 'group', groupId }, body.reason, request.admin!.name),
+    };
+  }
+
+  @Get('commands/:commandId')
+  @RequireScope('sessions:read')
+  @ApiOperation({ summary: "A command's state (queued, active, done, failed), result and timings" })
+  @ApiResponse({ status: 200, schema: schema(CommandStatus) })
+  @ApiResponse({ status: 404, schema: schema(ErrorBody) })
+  @Errors()
+  async command(@Param('commandId', new ZodPipe(CommandIdParam)) id: string) {
+    const status = await this.admin.status(id);
+    if (!status) throw new NotFoundException('no such command');
+    return status;
+  }
+
+  @Get('audit')
+  @RequireScope('sessions:read')
+  @ApiOperation({ summary: 'The audit trail, newest first' })
+  @Errors()
+  audit(@Query(new ZodPipe(AuditQuery)) query: z.infer<typeof AuditQuery>) {
+    return this.admin.audit.read({ limit: query.limit, ...(query.userId ? { userId: query.userId } : {}) });
+  }
+
+  @Get('quarantine')
+  @RequireScope('queues:admin')
+  @ApiOperation({ summary: 'Deliveries that could not be understood, newest first' })
+  @Errors()
+  quarantine(@Query(new ZodPipe(ListQuery)) query: z.infer<typeof ListQuery>) {
+    return this.admin.listQuarantine(query.limit);
+  }
+
+  @Post('quarantine/:id/replay')
+  @HttpCode(200)
+  @RequireScope('queues:admin')
+  @ApiOperation({ summary: 'Parse a quarantined delivery again and queue what it yields (bypasses dedup)' })
+  @ApiResponse({ status: 404, schema: schema(ErrorBody) })
+  @Errors()
+  replay(@Param('id', new ZodPipe(StreamIdParam)) id: string) {
+    return this.admin.replayQuarantined(id);
+  }
+
+  @Get('failed')
+  @RequireScope('queues:admin')
+  @ApiOperation({ summary: 'Failed revocation jobs (kept for inspection and retry)' })
+  @Errors()
+  failed(@Query(new ZodPipe(ListQuery)) query: z.infer<typeof ListQuery>) {
+    return this.admin.listFailed(query.limit);
+  }
+
+  @Post('failed/:id/retry')
+  @HttpCode(202)
+  @RequireScope('queues:admin')
+  @ApiOperation({ summary: 'Retry a failed job' })
+  @ApiResponse({ status: 404, schema: schema(ErrorBody) })
+  @Errors()
+  async retry(@Param('id', new ZodPipe(JobIdParam)) id: string) {
+    await this.admin.retryFailed(id);
+    return { retried: id };
+  }
+}

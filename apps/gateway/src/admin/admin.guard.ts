@@ -1,0 +1,47 @@
+import {
+  type CanActivate,
+  type ExecutionContext,
+  ForbiddenException,
+  Injectable,
+  SetMetadata,
+  UnauthorizedException,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AdminScope } from '#config';
+import { type AdminPrincipal, AdminAuthService } from './admin-auth.service.js';
+
+const SCOPES = 'admin:scopes';
+/** The scope an admin endpoint needs. */
+export const RequireScope = (scope: AdminScope) => SetMetadata(SCOPES, scope);
+
+export type AdminRequest = FastifyRequest & { admin?: AdminPrincipal };
+
+/** 401 without valid credentials (with WWW-Authenticate), 403 without the endpoint's scope. */
+@Injectable()
+export class AdminGuard implements CanActivate {
+  constructor(
+    private readonly auth: AdminAuthService,
+    private readonly reflector: Reflector,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<AdminRequest>();
+    const principal = await this.auth.authenticate({
+      authorization: request.headers.authorization,
+      cookie: request.headers.cookie,
+    });
+    if (!principal) {
+      void context
+        .switchToHttp()
+        .getResponse<FastifyReply>()
+        .header('WWW-Authenticate', 'Bearer realm="session-revoker"');
+      throw new UnauthorizedException('missing or invalid admin credentials');
+    }
+    const scope = this.reflector.get<AdminScope | undefined>(SCOPES, context.getHandler());
+    if (scope && !principal.scopes.includes(scope))
+      throw new ForbiddenException(`this needs the ${scope} scope`);
+    request.admin = principal;
+    return true;
+  }
+}

@@ -27,7 +27,7 @@ export async function startGateway(env: Record<string, string>): Promise<TestGat
     logger: false,
     bodyParser: false,
   });
-  configureGateway(app, config);
+  await configureGateway(app, config);
   try {
     await app.init();
     await app.getHttpAdapter().getInstance().ready();

@@ -54,11 +54,18 @@ export async function startGateway(env: Record<string, string>): Promise<TestGat
       return jobs.map((j) => j.data as RevocationCommand);
     },
     async close() {
-      await app.close();
-      await queue.obliterate({ force: true }).catch(() => undefined);
-      const keys = await redis.keys(`${config.redis.queuePrefix}:*`);
-      if (keys.length) await redis.unlink(...keys);
-      await queue.close();
+      // Bounded: a test may have pointed the gateway at a Redis that is not there.
+      const within = (work: Promise<unknown>) =>
+        Promise.race([work.catch(() => undefined), new Promise((r) => setTimeout(r, 5000).unref())]);
+      await within(app.close());
+      await within(
+        (async () => {
+          await queue.obliterate({ force: true });
+          const keys = await redis.keys(`${config.redis.queuePrefix}:*`);
+          if (keys.length) await redis.unlink(...keys);
+          await queue.close();
+        })(),
+      );
       redis.disconnect();
     },
   };

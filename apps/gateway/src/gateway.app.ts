@@ -7,6 +7,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { Queue } from 'bullmq';
 import type { AppConfig } from '#config';
+import { RevokerMetrics } from '#metrics';
 import { ALL_QUEUES } from '#revocation';
 import { AdminAuthService } from './admin/admin-auth.service.js';
 
@@ -46,6 +47,18 @@ export async function configureGateway(
     max: config.admin.rateLimitPerMinute,
     timeWindow: 60_000,
     allowList: (request) => !request.url.startsWith('/admin'),
+  });
+
+  const metrics = app.get(RevokerMetrics);
+  fastify.addHook('onResponse', async (request, reply) => {
+    metrics.httpDuration.observe(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status_code: String(reply.statusCode),
+      },
+      reply.elapsedTime / 1000,
+    );
   });
 
   const auth = app.get(AdminAuthService);

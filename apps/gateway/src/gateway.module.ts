@@ -1,17 +1,19 @@
-import { BullModule } from '@nestjs/bullmq';
+import { BullModule, getQueueToken } from '@nestjs/bullmq';
+import { TerminusModule } from '@nestjs/terminus';
+import type { Queue } from 'bullmq';
+import { connectMetricSources, HEALTH_TARGETS, HealthController, MetricsController } from '#health';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import type { Redis } from 'ioredis';
 import { type AppConfig, ConfigModule } from '#config';
 import { RevokerMetrics } from '#metrics';
-import { REVOCATION_PRIORITY_QUEUE, REVOCATION_QUEUE } from '#revocation';
+import { ALL_QUEUES } from '#revocation';
 import { AdminAuditInterceptor } from './admin/admin-audit.interceptor.js';
 import { AdminAuthService } from './admin/admin-auth.service.js';
 import { AdminController } from './admin/admin.controller.js';
 import { AdminGuard } from './admin/admin.guard.js';
 import { AdminService } from './admin/admin.service.js';
-import { gatewaySessionStoreProviders } from './admin/session-store.provider.js';
-import { HealthController } from './health.controller.js';
+import { GATEWAY_SESSION_REDIS, gatewaySessionStoreProviders } from './admin/session-store.provider.js';
 import { QUEUE_REDIS, QueueRedisLifecycle, queueRedisProvider } from './queue-redis.provider.js';
 import { IngestService } from './webhooks/ingest.service.js';
 import { BackchannelLogoutController, SsfController } from './webhooks/jwt-webhook.controllers.js';
@@ -28,6 +30,7 @@ class QueueRedisModule {}
 @Module({})
 export class GatewayModule {
   static forRoot(config: AppConfig, options: { metrics?: RevokerMetrics } = {}): DynamicModule {
+    const metrics = options.metrics ?? new RevokerMetrics();
     return {
       module: GatewayModule,
       imports: [
@@ -38,21 +41,19 @@ export class GatewayModule {
           inject: [QUEUE_REDIS],
           useFactory: (redis: Redis) => ({ connection: redis, prefix: config.redis.queuePrefix }),
         }),
-        BullModule.registerQueue(
-          { name: REVOCATION_QUEUE },
-          { name: REVOCATION_PRIORITY_QUEUE },
-          { name: 'maintenance' },
-        ),
+        BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name }))),
+        TerminusModule.forRoot({ logger: false }),
       ],
       controllers: [
         HealthController,
+        MetricsController,
         PingOneWebhookController,
         BackchannelLogoutController,
         SsfController,
         AdminController,
       ],
       providers: [
-        { provide: RevokerMetrics, useValue: options.metrics ?? new RevokerMetrics() },
+        { provide: RevokerMetrics, useValue: metrics },
         IngestService,
         QuarantineService,
         PingOneAuthGuard,
@@ -61,6 +62,15 @@ export class GatewayModule {
         AdminService,
         AdminAuditInterceptor,
         ...gatewaySessionStoreProviders,
+        {
+          provide: HEALTH_TARGETS,
+          inject: [QUEUE_REDIS, GATEWAY_SESSION_REDIS, ...ALL_QUEUES.map((q) => getQueueToken(q))],
+          useFactory: (queue: Redis, sessions: Redis | null, ...queues: Queue[]) => {
+            const targets = { queue, sessions, queuePrefix: config.redis.queuePrefix, queues };
+            connectMetricSources(metrics, targets);
+            return targets;
+          },
+        },
         { provide: APP_FILTER, useClass: RedisUnavailableFilter },
       ],
     };

@@ -1,12 +1,13 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { ConfigError, loadConfig } from '#config';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { type AppConfig, ConfigError, loadConfig } from '#config';
+import { RevokerMetrics } from '#metrics';
 import { WorkerModule } from './worker.module.js';
 
-async function bootstrap(): Promise<void> {
-  let config;
+function configOrExit(): AppConfig {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`configuration error: ${err.message}`);
@@ -14,9 +15,19 @@ async function bootstrap(): Promise<void> {
     }
     throw err;
   }
-  const app = await NestFactory.createApplicationContext(WorkerModule.forRoot(config));
+}
+
+/** A standalone worker: revocations and scheduled jobs, with /health and /metrics on WORKER_PORT. */
+async function bootstrap(): Promise<void> {
+  const config = configOrExit();
+  const metrics = new RevokerMetrics({ defaultMetrics: true });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    WorkerModule.forRoot(config, { metrics }),
+    new FastifyAdapter(),
+  );
   app.enableShutdownHooks();
-  console.log('worker started');
+  await app.listen(config.workerPort, '0.0.0.0');
+  console.log(`worker started (health and metrics on http://localhost:${config.workerPort})`);
 }
 
 bootstrap().catch((err: unknown) => {

@@ -3,24 +3,13 @@ import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '#config';
+import type { MemoryReading } from '#metrics';
+import { MAINTENANCE_QUEUE } from '#revocation';
 import { SessionStore, type SweepResult } from '#session-store';
 import { SESSION_REDIS } from './session-store.provider.js';
 import { WORKER_QUEUE_REDIS } from './worker-redis.js';
 
-export const MAINTENANCE_QUEUE = 'maintenance';
-
-export interface RedisMemory {
-  role: 'sessions' | 'queue';
-  usedMemory: number;
-  maxmemory: number;
-  policy: string;
-  evictedKeys: number;
-  fragmentationRatio: number;
-  oomErrors: number;
-  /** used / maxmemory over the configured fraction. */
-  degraded: boolean;
-  checkedAt: number;
-}
+export type RedisMemory = MemoryReading;
 
 /**
  * Scheduled jobs, run by BullMQ job schedulers so that each runs once per period however many

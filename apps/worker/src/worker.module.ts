@@ -1,13 +1,21 @@
-import { BullModule } from '@nestjs/bullmq';
+import { BullModule, getQueueToken } from '@nestjs/bullmq';
+import { TerminusModule } from '@nestjs/terminus';
+import type { Queue } from 'bullmq';
+import { connectMetricSources, HEALTH_TARGETS, HealthController, MetricsController } from '#health';
 import { type DynamicModule, Inject, Injectable, Module, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig, ConfigModule } from '#config';
 import { RevokerMetrics } from '#metrics';
-import { assertQueueRedisPolicy, REVOCATION_QUEUE } from '#revocation';
-import { MAINTENANCE_QUEUE, MaintenanceProcessor } from './maintenance.processor.js';
+import { ALL_QUEUES, assertQueueRedisPolicy } from '#revocation';
+import { MaintenanceProcessor } from './maintenance.processor.js';
 import { RevocationExecutor } from './revocation.executor.js';
 import { RevocationProcessor } from './revocation.processor.js';
-import { SessionRedisCloser, sessionRedisProvider, sessionStoreProvider } from './session-store.provider.js';
+import {
+  SESSION_REDIS,
+  SessionRedisCloser,
+  sessionRedisProvider,
+  sessionStoreProvider,
+} from './session-store.provider.js';
 import { WORKER_QUEUE_REDIS, WorkerQueueRedisCloser, workerQueueRedisProvider } from './worker-redis.js';
 
 @Module({
@@ -33,6 +41,7 @@ class QueuePolicyCheck implements OnModuleInit {
 @Module({})
 export class WorkerModule {
   static forRoot(config: AppConfig, options: { metrics?: RevokerMetrics } = {}): DynamicModule {
+    const metrics = options.metrics ?? new RevokerMetrics();
     return {
       module: WorkerModule,
       imports: [
@@ -43,10 +52,21 @@ export class WorkerModule {
           inject: [WORKER_QUEUE_REDIS],
           useFactory: (redis: Redis) => ({ connection: redis, prefix: config.redis.queuePrefix }),
         }),
-        BullModule.registerQueue({ name: REVOCATION_QUEUE }, { name: MAINTENANCE_QUEUE }),
+        BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name }))),
+        TerminusModule.forRoot({ logger: false }),
       ],
+      controllers: [HealthController, MetricsController],
       providers: [
-        { provide: RevokerMetrics, useValue: options.metrics ?? new RevokerMetrics() },
+        { provide: RevokerMetrics, useValue: metrics },
+        {
+          provide: HEALTH_TARGETS,
+          inject: [WORKER_QUEUE_REDIS, SESSION_REDIS, ...ALL_QUEUES.map((q) => getQueueToken(q))],
+          useFactory: (queue: Redis, sessions: Redis, ...queues: Queue[]) => {
+            const targets = { queue, sessions, queuePrefix: config.redis.queuePrefix, queues };
+            connectMetricSources(metrics, targets);
+            return targets;
+          },
+        },
         QueuePolicyCheck,
         sessionRedisProvider,
         sessionStoreProvider,

@@ -60,6 +60,7 @@ const ConfigFileSchema = z
 
 const EnvSchema = z.object({
   PORT: int(0, 65535).default(3000),
+  WORKER_PORT: int(0, 65535).default(3001),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   QUEUE_REDIS_URL: redisUrl.optional(),
   QUEUE_PREFIX: z
@@ -128,6 +129,8 @@ export type JwtIssuerConfig = z.infer<typeof JwtIssuerSchema>;
 /** Every setting, parsed once. Everything else receives this object, never process.env. */
 export interface AppConfig {
   port: number;
+  /** Health and metrics port of a standalone worker. */
+  workerPort: number;
   redis: { url: string; queueUrl: string; queuePrefix: string; sessionPrefix: string };
   session: { tagSecret?: string; clockSkewMs: number };
   pingone: {
@@ -280,6 +283,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const envIds = list(e.PINGONE_ENVIRONMENT_IDS);
   return {
     port: e.PORT,
+    workerPort: e.WORKER_PORT,
     redis: {
       url: e.REDIS_URL,
       queueUrl: e.QUEUE_REDIS_URL ?? e.REDIS_URL,

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -46,7 +46,106 @@ export class RevokerMetrics {
     registers: [this.registry],
   });
 
+  readonly httpDuration = new Histogram({
+    name: 'session_revoker_http_request_duration_seconds',
+    help: 'HTTP request durations, by method, route and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  /** Filled at scrape time by whoever owns the queues (see setQueueDepthSource). */
+  readonly queueDepth = new Gauge({
+    name: 'session_revoker_queue_jobs',
+    help: 'Jobs in each queue, by state',
+    labelNames: ['queue', 'state'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      if (!this.queueDepthSource) return;
+      this.queueDepth.reset();
+      for (const { queue, state, count } of await this.queueDepthSource().catch(() => []))
+        this.queueDepth.set({ queue, state }, count);
+    },
+  });
+
+  readonly quarantineSize = new Gauge({
+    name: 'session_revoker_quarantine_entries',
+    help: 'Deliveries kept in quarantine, waiting for inspection or replay',
+    registers: [this.registry],
+    collect: async () => {
+      if (this.quarantineSource) this.quarantineSize.set(await this.quarantineSource().catch(() => 0));
+    },
+  });
+
+  /** Filled at scrape time from the memory watch's last reading. */
+  readonly redisMemory = new Gauge({
+    name: 'session_revoker_redis_memory_bytes',
+    help: 'Redis memory as read by the memory watch, by role (sessions, queue) and kind (used, max)',
+    labelNames: ['role', 'kind'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      if (!this.memorySource) return;
+      for (const r of await this.memorySource().catch(() => [])) {
+        this.redisMemory.set({ role: r.role, kind: 'used' }, r.usedMemory);
+        this.redisMemory.set({ role: r.role, kind: 'max' }, r.maxmemory);
+        this.redisEvictedKeys.set({ role: r.role }, r.evictedKeys);
+        this.redisOomErrors.set({ role: r.role }, r.oomErrors);
+        this.redisFragmentation.set({ role: r.role }, r.fragmentationRatio);
+      }
+    },
+  });
+
+  readonly redisEvictedKeys = new Gauge({
+    name: 'session_revoker_redis_evicted_keys',
+    help: 'Keys Redis evicted since it started (INFO stats evicted_keys), by role',
+    labelNames: ['role'] as const,
+    registers: [this.registry],
+  });
+
+  readonly redisOomErrors = new Gauge({
+    name: 'session_revoker_redis_oom_errors',
+    help: 'Commands Redis refused for want of memory since it started (INFO errorstats OOM), by role',
+    labelNames: ['role'] as const,
+    registers: [this.registry],
+  });
+
+  readonly redisFragmentation = new Gauge({
+    name: 'session_revoker_redis_fragmentation_ratio',
+    help: 'Redis mem_fragmentation_ratio, by role',
+    labelNames: ['role'] as const,
+    registers: [this.registry],
+  });
+
+  private queueDepthSource?: () => Promise<{ queue: string; state: string; count: number }[]>;
+  private quarantineSource?: () => Promise<number>;
+  private memorySource?: () => Promise<MemoryReading[]>;
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
+
+  /** Where the scrape-time gauges read from (the process that owns the queues and Redis clients). */
+  setSources(sources: {
+    queueDepth?: () => Promise<{ queue: string; state: string; count: number }[]>;
+    quarantine?: () => Promise<number>;
+    memory?: () => Promise<MemoryReading[]>;
+  }): void {
+    if (sources.queueDepth) this.queueDepthSource = sources.queueDepth;
+    if (sources.quarantine) this.quarantineSource = sources.quarantine;
+    if (sources.memory) this.memorySource = sources.memory;
+  }
+}
+
+/** One Redis role's memory, as the worker's memory watch reads it. */
+export interface MemoryReading {
+  role: 'sessions' | 'queue';
+  usedMemory: number;
+  maxmemory: number;
+  policy: string;
+  evictedKeys: number;
+  fragmentationRatio: number;
+  oomErrors: number;
+  /** used / maxmemory over the configured fraction. */
+  degraded: boolean;
+  checkedAt: number;
 }

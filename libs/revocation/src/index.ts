@@ -1,5 +1,11 @@
 export { commandId } from './command-id.js';
-export { ALL_QUEUES, REVOCATION_PRIORITY_QUEUE, REVOCATION_QUEUE, REVOKE_JOB } from './queue-names.js';
+export {
+  ALL_QUEUES,
+  MAINTENANCE_QUEUE,
+  REVOCATION_PRIORITY_QUEUE,
+  REVOCATION_QUEUE,
+  REVOKE_JOB,
+} from './queue-names.js';
 export { COMMAND_SOURCES, CommandSource, RevocationCommand, RevocationTarget } from './revocation-command.js';
 export { RevocationProducer } from './revocation-producer.js';
 export type { EnqueueResult, ProducerOptions } from './revocation-producer.js';

@@ -6,6 +6,8 @@ import { scanKeys } from './scan.js';
 import type { SessionStore } from './session-store.js';
 
 type Callback<T = void> = (err?: unknown, result?: T) => void;
+/** The record a session was read from: its user tag ('' when anonymous) and issued-at. */
+type Origin = { tag: string; iat: string };
 
 export interface ExpressSessionStoreOptions {
   /** The session store whose Redis, prefix and tag secret this adapter shares. */
@@ -28,6 +30,8 @@ export class ExpressSessionStore extends session.Store {
   private readonly core: SessionStore['internals'];
   private readonly userOf: (s: SessionData) => unknown;
   private readonly ttlMs: number;
+  /** The record each loaded session (data, then the Session built from it) came from. */
+  private readonly origins = new WeakMap<object, Origin>();
 
   constructor(options: ExpressSessionStoreOptions) {
     super();
@@ -53,7 +57,21 @@ export class ExpressSessionStore extends session.Store {
   }
 
   override touch(sid: string, sess: SessionData, cb?: Callback): void {
-    this.set(sid, sess, cb);
+    this.write(sid, sess, true).then(
+      () => cb?.(),
+      (err) => cb?.(err),
+    );
+  }
+
+  /** Keeps the origin of the data `get` returned on the Session express-session builds from it. */
+  override createSession(
+    req: Parameters<session.Store['createSession']>[0],
+    sess: SessionData,
+  ): ReturnType<session.Store['createSession']> {
+    const origin = this.origins.get(sess);
+    const created = super.createSession(req, sess);
+    if (origin) this.origins.set(created, origin);
+    return created;
   }
 
   override destroy(sid: string, cb?: Callback): void {
@@ -102,23 +120,42 @@ export class ExpressSessionStore extends session.Store {
     const [tag, iat, data] = await redis.hmget(keys.expressSession(secretHash(sid)), 'tag', 'iat', 'data');
     if (!data) return null;
     if (tag && Number(iat) < Number((await redis.get(keys.notBefore(tag))) ?? 0)) return null;
-    return JSON.parse(data) as SessionData;
+    const sess = JSON.parse(data) as SessionData;
+    this.origins.set(sess, { tag: tag ?? '', iat: iat! });
+    return sess;
   }
 
-  private async write(sid: string, sess: SessionData): Promise<void> {
-    const { keys, scripts, mapErrors } = this.core;
+  private async write(sid: string, sess: SessionData, touching = false): Promise<void> {
+    const { redis, keys, scripts, mapErrors } = this.core;
     const user = this.userOf(sess);
     const userId = user === undefined || user === null || user === '' ? '' : String(user);
     const tag = userId ? keys.userTag(userId) : '';
     const expires = sess.cookie?.expires ? new Date(sess.cookie.expires).getTime() : Date.now() + this.ttlMs;
     const hash = secretHash(sid);
+    const record = keys.expressSession(hash);
+    const [curTag, curIat] = await redis.hmget(record, 'tag', 'iat');
+    // Like connect-redis' EXPIRE, a touch only extends a record: it never creates one.
+    if (touching && !curIat) return;
+    const origin = this.origins.get(sess) ?? (touching ? { tag: curTag ?? '', iat: curIat! } : undefined);
+    // A session read before a logout or revocation and saved after it must not come back: the script
+    // would issue it anew, after the not-before meant to refuse it. Only a login may issue a session.
+    const guarded = origin !== undefined && origin.tag === tag && (tag !== '' || touching);
+    if (guarded && (curTag !== origin.tag || curIat !== origin.iat)) return;
     const [iat, reindex] = (await scripts.saveExpressSession(
-      keys.expressSession(hash),
+      record,
       userId,
       tag,
       JSON.stringify(sess),
       expires,
     )) as [string, number];
+    if (guarded && iat !== origin.iat) {
+      // Deleted between the check and the write, so the script just re-issued it: undo that.
+      await this.remove(hash);
+      return;
+    }
+    this.origins.set(sess, { tag, iat });
+    // The session changed user or dropped it: its entry under the previous user must go.
+    if (curTag && curIat && curTag !== tag) await redis.zrem(keys.userIndex(curTag), `e:${curIat}:${hash}`);
     if (reindex !== 1) return;
     try {
       await mapErrors(

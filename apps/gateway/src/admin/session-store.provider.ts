@@ -4,7 +4,7 @@ import { APP_CONFIG, type AppConfig } from '#config';
 import { SessionStore } from '#session-store';
 import { GATEWAY_SESSION_STORE } from './admin.service.js';
 
-const GATEWAY_SESSION_REDIS = Symbol('GATEWAY_SESSION_REDIS');
+export const GATEWAY_SESSION_REDIS = Symbol('GATEWAY_SESSION_REDIS');
 
 const sessionRedisProvider: Provider = {
   provide: GATEWAY_SESSION_REDIS,

@@ -1,0 +1,5 @@
+export { HealthController } from './health.controller.js';
+export { HEALTH_TARGETS } from './health-targets.js';
+export type { HealthTargets } from './health-targets.js';
+export { MetricsController } from './metrics.controller.js';
+export { connectMetricSources } from './metrics-sources.js';

@@ -63,6 +63,11 @@ function makeApp(
 ) {
   const slot = options.slot ?? plainSlot;
   const app = express();
+  // No keep-alive: supertest's per-request servers then close at once, leaving nothing open.
+  app.use((_req, res, next) => {
+    res.set('Connection', 'close');
+    next();
+  });
   app.use(express.json());
   app.use(
     session({
@@ -129,10 +134,10 @@ async function deleteMine(redis: Redis | Cluster, prefix: string): Promise<void>
   for await (const { node, keys } of mine(redis, prefix)) await Promise.all(keys.map((k) => node.unlink(k)));
 }
 
-/** Every key under the prefix, with its value (zsets with scores). */
-async function dump(redis: Redis | Cluster, prefix: string): Promise<string> {
+/** Every key matching the pattern, with its value (zsets with scores). */
+async function dump(redis: Redis | Cluster, pattern: string): Promise<string> {
   const out: string[] = [];
-  for await (const { node, keys } of mine(redis, prefix)) {
+  for await (const { node, keys } of scanKeys(redis, pattern)) {
     for (const key of keys) {
       const type = await node.type(key);
       const value =
@@ -193,6 +198,122 @@ function environment(
 
 let users = 0;
 const user = (name: string) => `${name}-${++users}@example.com`;
+
+/**
+ * The tests that SCAN the keyspace (all, length, ids, clear, and reading back everything written) run
+ * on a Redis of their own: on the shared one their cost is that of every other test's keys. They come
+ * first, so the timers of its start-up probe are long gone when the file ends.
+ */
+describe('ExpressSessionStore on a Redis of its own', () => {
+  const env = environment('direct', async () => {
+    const [port] = await freePorts(1);
+    const dir = mkdtempSync(join(tmpdir(), 'sr-express-'));
+    const server = await startRedisServer(port!, dir);
+    const redis = new Redis({ port, maxRetriesPerRequest: 1 });
+    return {
+      redis,
+      done: async () => {
+        redis.disconnect();
+        await new Promise<void>((resolve) => {
+          if (server.process.exitCode !== null) return resolve();
+          server.process.once('exit', () => resolve());
+          server.process.kill('SIGKILL');
+        });
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  });
+
+  it('never writes the raw express-session id to Redis', async () => {
+    const adapter = env.adapter();
+    const app = makeApp(adapter, { maxAge: 600_000 });
+    const alice = user('alice');
+    const a = request.agent(app);
+    const res = await a.post('/login').send({ userId: alice }).expect(204);
+    const sid = sidOf(res);
+    const cookie = decodeURIComponent(([] as string[]).concat(res.get('Set-Cookie')!)[0]!.split(';')[0]!);
+    await a.get('/me').expect(200);
+    await a.get('/slow?write=1').expect(200);
+    const anonymous = sidOf(await request(app).post('/cart').expect(204));
+    const stored = (await call<SessionData | null>((cb) => adapter.get(sid, cb)))!;
+    await call((cb) => adapter.touch(sid, stored, cb));
+
+    // Everything this Redis holds: it serves this file alone.
+    const everything = await dump(env.redis, '*');
+    // The records are there, under the hashes.
+    expect(everything).toContain(env.store.keys.expressSession(secretHash(sid)));
+    expect(everything).toContain(env.store.keys.expressSession(secretHash(anonymous)));
+    for (const secret of [sid, anonymous, cookie.slice(cookie.indexOf('=') + 1)]) {
+      expect(everything).not.toContain(secret);
+    }
+  });
+
+  it('answers all, length, ids, clear and touch', async () => {
+    // A prefix of its own: these count every express-session record under it.
+    const prefix = `${env.prefix}-direct`;
+    const store = new SessionStore({ redis: env.redis, prefix, tagSecret: TAG_SECRET });
+    const adapter = new ExpressSessionStore({ store });
+    try {
+      const [alice, bob] = [user('alice'), user('bob')];
+      const expires = Date.now() + 60_000;
+      const data = (fields: Fields, at = expires): SessionData =>
+        ({
+          cookie: { originalMaxAge: 60_000, expires: new Date(at).toISOString(), httpOnly: true, path: '/' },
+          ...fields,
+        }) as unknown as SessionData;
+      await call((cb) => adapter.set('sid-alice', data({ userId: alice }), cb));
+      await call((cb) => adapter.set('sid-bob', data({ userId: bob }), cb));
+      await call((cb) => adapter.set('sid-anon', data({ cart: [1] }), cb));
+
+      expect(await call<number>((cb) => adapter.length(cb))).toBe(3);
+      expect((await call<string[]>((cb) => adapter.ids(cb)))!.sort()).toEqual(
+        ['sid-alice', 'sid-bob', 'sid-anon'].map(secretHash).sort(),
+      );
+      const all = (await call<SessionData[]>((cb) => adapter.all(cb))) as unknown as Fields[];
+      expect(
+        all
+          .map((s) => s['userId'] ?? s['cart'])
+          .map(String)
+          .sort(),
+      ).toEqual([alice, bob, '1'].sort());
+      expect(await call<SessionData | null>((cb) => adapter.get('sid-unknown', cb))).toBeNull();
+
+      // A revoked user's sessions drop out of the listing.
+      await store.revokeUser(alice);
+      expect((await call<string[]>((cb) => adapter.ids(cb)))!.sort()).toEqual(
+        ['sid-bob', 'sid-anon'].map(secretHash).sort(),
+      );
+
+      // touch slides the record and its index entry to the cookie's new expiry.
+      const later = expires + 120_000;
+      await call((cb) => adapter.touch('sid-bob', data({ userId: bob }, later), cb));
+      const bobRecord = store.keys.expressSession(secretHash('sid-bob'));
+      expect(await env.redis.pexpiretime(bobRecord)).toBe(later);
+      const [bobEntry] = await store.listUserSessions(bob);
+      expect(bobEntry).toMatchObject({ handle: secretHash('sid-bob'), expiresAt: later });
+      const bobData = (await call<SessionData | null>((cb) => adapter.get('sid-bob', cb)))!;
+      expect(new Date(bobData.cookie.expires!).getTime()).toBe(later);
+
+      // touch never creates a session: not an unknown one, not a destroyed one.
+      await call((cb) => adapter.touch('sid-never-set', data({ userId: bob }), cb));
+      expect(await env.redis.exists(store.keys.expressSession(secretHash('sid-never-set')))).toBe(0);
+      await call((cb) => adapter.destroy('sid-anon', cb));
+      await call((cb) => adapter.touch('sid-anon', data({ cart: [1] }), cb));
+      expect(await call<SessionData | null>((cb) => adapter.get('sid-anon', cb))).toBeNull();
+      await call((cb) => adapter.destroy('sid-unknown', cb));
+
+      // clear deletes every express-session record and its index entry, and nothing else.
+      const native = await store.createSession({ userId: bob, ttlSeconds: 600 });
+      await call((cb) => adapter.clear(cb));
+      expect(await call<number>((cb) => adapter.length(cb))).toBe(0);
+      expect(await env.redis.exists(bobRecord)).toBe(0);
+      expect((await store.listUserSessions(bob)).map((s) => s.handle)).toEqual([native.handle]);
+      expect(await store.getSession(native.sessionId)).not.toBeNull();
+    } finally {
+      await deleteMine(env.redis, prefix);
+    }
+  });
+});
 
 /** The core guarantee, on a standalone Redis and on a cluster. */
 function revocation(name: string, connect: Parameters<typeof environment>[1]) {
@@ -325,29 +446,6 @@ describe('ExpressSessionStore with express-session', () => {
     expect(await env.store.listUserSessions(alice)).toEqual([]);
   });
 
-  it('never writes the raw express-session id to Redis', async () => {
-    const adapter = env.adapter();
-    const app = makeApp(adapter, { maxAge: 600_000 });
-    const alice = user('alice');
-    const a = request.agent(app);
-    const res = await a.post('/login').send({ userId: alice }).expect(204);
-    const sid = sidOf(res);
-    const cookie = decodeURIComponent(([] as string[]).concat(res.get('Set-Cookie')!)[0]!.split(';')[0]!);
-    await a.get('/me').expect(200);
-    await a.get('/slow?write=1').expect(200);
-    const anonymous = sidOf(await request(app).post('/cart').expect(204));
-    const stored = (await call<SessionData | null>((cb) => adapter.get(sid, cb)))!;
-    await call((cb) => adapter.touch(sid, stored, cb));
-
-    const everything = await dump(env.redis, env.prefix);
-    // The records are there, under the hashes.
-    expect(everything).toContain(env.store.keys.expressSession(secretHash(sid)));
-    expect(everything).toContain(env.store.keys.expressSession(secretHash(anonymous)));
-    for (const secret of [sid, anonymous, cookie.slice(cookie.indexOf('=') + 1)]) {
-      expect(everything).not.toContain(secret);
-    }
-  });
-
   it('reads the user from a dotted path', async () => {
     const slot: UserSlot = {
       put: (s, id) => void (s['passport'] = { user: id }),
@@ -393,8 +491,12 @@ describe('ExpressSessionStore with express-session', () => {
     await a.get('/me').expect(401);
   });
 
-  it('a request in flight during a revocation does not bring the session back', async () => {
-    for (const path of ['/slow', '/slow?write=1']) {
+  it.each([
+    ['touches', '/slow'],
+    ['saves', '/slow?write=1'],
+  ])(
+    'a request in flight during a revocation that then %s the session does not bring it back',
+    async (_, path) => {
       const held = gate();
       const app = makeApp(env.adapter(), { gates: [held], maxAge: 600_000 });
       const alice = user('alice');
@@ -416,8 +518,8 @@ describe('ExpressSessionStore with express-session', () => {
       await a.get('/me').expect(401);
       expect(await env.redis.exists(record)).toBe(0);
       expect(await env.store.listUserSessions(alice)).toEqual([]);
-    }
-  });
+    },
+  );
 
   it('a request in flight during a logout does not bring the session back', async () => {
     const held = gate();
@@ -460,90 +562,5 @@ describe('ExpressSessionStore with express-session', () => {
     expect(await env.store.listUserSessions(bob)).toEqual([]);
     expect(await env.indexed(bob)).toEqual([]);
     expect(await env.redis.hget(env.store.keys.expressSession(handle), 'tag')).toBe('');
-  });
-});
-
-/**
- * all, length, ids and clear SCAN the keyspace, so they run on a Redis of their own: on the shared one
- * their cost is that of every other test's keys.
- */
-describe('ExpressSessionStore called directly', () => {
-  const env = environment('direct', async () => {
-    const [port] = await freePorts(1);
-    const dir = mkdtempSync(join(tmpdir(), 'sr-express-'));
-    const server = await startRedisServer(port!, dir);
-    const redis = new Redis({ port, maxRetriesPerRequest: 1 });
-    return {
-      redis,
-      done: async () => {
-        redis.disconnect();
-        await new Promise<void>((resolve) => {
-          if (server.process.exitCode !== null) return resolve();
-          server.process.once('exit', () => resolve());
-          server.process.kill('SIGKILL');
-        });
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  });
-
-  it('answers all, length, ids, clear and touch', async () => {
-    const { store } = env;
-    const adapter = env.adapter();
-    const [alice, bob] = [user('alice'), user('bob')];
-    const expires = Date.now() + 60_000;
-    const data = (fields: Fields, at = expires): SessionData =>
-      ({
-        cookie: { originalMaxAge: 60_000, expires: new Date(at).toISOString(), httpOnly: true, path: '/' },
-        ...fields,
-      }) as unknown as SessionData;
-    await call((cb) => adapter.set('sid-alice', data({ userId: alice }), cb));
-    await call((cb) => adapter.set('sid-bob', data({ userId: bob }), cb));
-    await call((cb) => adapter.set('sid-anon', data({ cart: [1] }), cb));
-
-    expect(await call<number>((cb) => adapter.length(cb))).toBe(3);
-    expect((await call<string[]>((cb) => adapter.ids(cb)))!.sort()).toEqual(
-      ['sid-alice', 'sid-bob', 'sid-anon'].map(secretHash).sort(),
-    );
-    const all = (await call<SessionData[]>((cb) => adapter.all(cb))) as unknown as Fields[];
-    expect(
-      all
-        .map((s) => s['userId'] ?? s['cart'])
-        .map(String)
-        .sort(),
-    ).toEqual([alice, bob, '1'].sort());
-    expect(await call<SessionData | null>((cb) => adapter.get('sid-unknown', cb))).toBeNull();
-
-    // A revoked user's sessions drop out of the listing.
-    await store.revokeUser(alice);
-    expect((await call<string[]>((cb) => adapter.ids(cb)))!.sort()).toEqual(
-      ['sid-bob', 'sid-anon'].map(secretHash).sort(),
-    );
-
-    // touch slides the record and its index entry to the cookie's new expiry.
-    const later = expires + 120_000;
-    await call((cb) => adapter.touch('sid-bob', data({ userId: bob }, later), cb));
-    const bobRecord = store.keys.expressSession(secretHash('sid-bob'));
-    expect(await env.redis.pexpiretime(bobRecord)).toBe(later);
-    const [bobEntry] = await store.listUserSessions(bob);
-    expect(bobEntry).toMatchObject({ handle: secretHash('sid-bob'), expiresAt: later });
-    const bobData = (await call<SessionData | null>((cb) => adapter.get('sid-bob', cb)))!;
-    expect(new Date(bobData.cookie.expires!).getTime()).toBe(later);
-
-    // touch never creates a session: not an unknown one, not a destroyed one.
-    await call((cb) => adapter.touch('sid-never-set', data({ userId: bob }), cb));
-    expect(await env.redis.exists(store.keys.expressSession(secretHash('sid-never-set')))).toBe(0);
-    await call((cb) => adapter.destroy('sid-anon', cb));
-    await call((cb) => adapter.touch('sid-anon', data({ cart: [1] }), cb));
-    expect(await call<SessionData | null>((cb) => adapter.get('sid-anon', cb))).toBeNull();
-    await call((cb) => adapter.destroy('sid-unknown', cb));
-
-    // clear deletes every express-session record and its index entry, and nothing else.
-    const native = await store.createSession({ userId: bob, ttlSeconds: 600 });
-    await call((cb) => adapter.clear(cb));
-    expect(await call<number>((cb) => adapter.length(cb))).toBe(0);
-    expect(await env.redis.exists(bobRecord)).toBe(0);
-    expect((await store.listUserSessions(bob)).map((s) => s.handle)).toEqual([native.handle]);
-    expect(await store.getSession(native.sessionId)).not.toBeNull();
   });
 });

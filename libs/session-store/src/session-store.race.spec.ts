@@ -27,6 +27,11 @@ const TTL_SECONDS = 3600;
 const TOTAL = 300;
 /** Creates started once every revocation has resolved, so some surely reach Redis after the stamp. */
 const TAIL = 30;
+/**
+ * While a revocation is in flight creates go on, but no further than this: revokeUser's clean-up pages
+ * through the whole user index, so a user logging in faster than it pages would keep it from returning.
+ */
+const CAP = 600;
 const CONNECTIONS = 4;
 const WORKERS_PER_CONNECTION = 6;
 
@@ -47,7 +52,7 @@ interface Revocation {
 /**
  * Runs creates for one user, from several connections at once, and starts each revocation once `after`
  * creates have settled, so they land among creates in flight on the other connections. Creates go on until
- * TOTAL have started, every revocation has resolved and TAIL more have started after that. When a
+ * TOTAL have started and every revocation has resolved (or CAP have started), then TAIL more start. When a
  * revocation resolves, every create settled by then is checked against the stamp it returned.
  */
 async function race(
@@ -61,6 +66,11 @@ async function race(
   const results: Promise<RevokeResult>[] = [];
   let started = 0;
   let unresolved = revocations.length;
+  let allSettled!: () => void;
+  const revoked = new Promise<void>((resolve) => (allSettled = resolve));
+  const countDown = () => {
+    if (--unresolved === 0) allSettled();
+  };
   let tail = 0;
   const settled = () => {
     for (const [k, r] of revocations.entries()) {
@@ -68,23 +78,25 @@ async function race(
       const result = r.run();
       results[k] = result;
       // Counted down even if it fails, so the workers stop and the failure surfaces.
-      void result.then(
-        () => unresolved--,
-        () => unresolved--,
-      );
+      void result.then(countDown, countDown);
       pending.push(result.then((res) => expectRevoked(stores[0]!, res.notBefore, [...attempts])));
     }
   };
+  const create = async (store: SessionStore) => {
+    const i = started++;
+    const requested = issuedAt?.(i);
+    const outcome = await store
+      .createSession({ userId, ttlSeconds: TTL_SECONDS, issuedAt: requested })
+      .catch((e: unknown) => e as Error);
+    attempts.push({ requested, outcome });
+    settled();
+  };
   const worker = async (store: SessionStore) => {
-    while (started < TOTAL || unresolved > 0 || tail < TAIL) {
-      if (unresolved === 0) tail++;
-      const i = started++;
-      const requested = issuedAt?.(i);
-      const outcome = await store
-        .createSession({ userId, ttlSeconds: TTL_SECONDS, issuedAt: requested })
-        .catch((e: unknown) => e as Error);
-      attempts.push({ requested, outcome });
-      settled();
+    while (started < TOTAL || (unresolved > 0 && started < CAP)) await create(store);
+    await revoked;
+    while (tail < TAIL) {
+      tail++;
+      await create(store);
     }
   };
   await Promise.all(

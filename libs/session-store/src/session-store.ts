@@ -257,14 +257,15 @@ export class SessionStore {
     const cutoff =
       options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
     const tag = this.keys.userTag(userId);
-    const [nb] = (await this.scripts.revokeUser(
+    const [nb, redisNow, indexed] = (await this.scripts.revokeUser(
       this.keys.notBefore(tag),
       this.keys.userIndex(tag),
       cutoff,
       this.retentionMs,
-    )) as [string, string];
+    )) as [string, string, number];
     const notBefore = Number(nb);
-    const { sessions, tokens } = await this.purgeUser(tag, notBefore);
+    const { sessions, tokens } = await this.purgeUser(tag, notBefore, indexed);
+    if (cutoff === '') await waitPast(notBefore - Number(redisNow));
     return { revoked: sessions, tokens, notBefore };
   }
 
@@ -281,7 +282,7 @@ export class SessionStore {
     const cutoff =
       options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
     const idpHash = secretHash(idpSessionId);
-    const [nb, ...members] = (await this.scripts.revokeIdpSession(
+    const [nb, redisNow, ...members] = (await this.scripts.revokeIdpSession(
       this.keys.idpIndex(idpHash),
       this.keys.idpNotBeforeGlobal(idpHash),
       cutoff,
@@ -308,6 +309,7 @@ export class SessionStore {
           ) as Promise<number>,
       ),
     );
+    if (cutoff === '') await waitPast(Number(nb) - Number(redisNow));
     return { revoked: counts.reduce((a, b) => a + b, 0), notBefore: Number(nb) };
   }
 
@@ -472,13 +474,20 @@ export class SessionStore {
   }
 
   /** Deletes, in bounded batches, what a user's not-before now refuses. Returns what it deleted. */
-  private async purgeUser(tag: string, notBefore: number): Promise<{ sessions: number; tokens: number }> {
+  private async purgeUser(
+    tag: string,
+    notBefore: number,
+    indexed: number,
+  ): Promise<{ sessions: number; tokens: number }> {
     const index = this.keys.userIndex(tag);
     let sessions = 0;
     let tokens = 0;
     let offset = 0;
-    for (;;) {
+    // Walk at most what the index held when the stamp was written: logins racing the clean-up add
+    // entries it must keep, and must not keep it walking forever.
+    for (let seen = 0; seen < indexed;) {
       const members = await this.redis.zrange(index, String(offset), String(offset + this.batchSize - 1));
+      seen += members.length;
       const doomed: IndexEntry[] = [];
       for (const member of members) {
         const entry = parseIndexMember(member);
@@ -530,4 +539,13 @@ export class SessionStore {
       throw err;
     }
   }
+}
+
+/**
+ * A revocation "now" stamps Redis's current millisecond + 1, so a login in that same millisecond is
+ * refused. Before resolving, let that millisecond pass: a login started after the call resolved is
+ * then issued at or after the stamp, and lives.
+ */
+function waitPast(ms: number): Promise<void> {
+  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms + 1)) : Promise.resolve();
 }

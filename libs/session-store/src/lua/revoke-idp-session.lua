@@ -1,7 +1,7 @@
 -- revoke-idp-session: stamp an IdP session's not-before and list the local sessions born of it.
 -- KEYS[1] IdP-session index   KEYS[2] IdP-session not-before
 -- ARGV[1] cutoff ms or '' (then Redis time)   ARGV[2] minimum lifetime of the stamp in ms
--- Returns {notBefore in force, member, member, ...}; members are '<user tag>:<handle>'.
+-- Returns {notBefore in force, Redis time, member, member, ...}; members are '<user tag>:<handle>'.
 -- An IdP session has a handful of local sessions, so the list is small.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -16,6 +16,6 @@ if last[2] then keep = math.max(keep, tonumber(last[2])) end
 local pttl = redis.call('PTTL', KEYS[2])
 if pttl > 0 then keep = math.max(keep, now + pttl) end
 redis.call('SET', KEYS[2], snb, 'PXAT', string.format('%.0f', keep))
-local out = { snb }
+local out = { snb, string.format('%.0f', now) }
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do table.insert(out, m) end
 return out

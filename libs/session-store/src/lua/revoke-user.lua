@@ -4,7 +4,7 @@
 -- KEYS[1] user not-before   KEYS[2] user index
 -- ARGV[1] cutoff ms (sessions issued at or before it go) or '' (then Redis time: "now")
 -- ARGV[2] minimum lifetime of the stamp in ms
--- Returns {notBefore in force, Redis time}. The stamp only moves forward (invariant 2).
+-- Returns {notBefore in force, Redis time, index size}. The stamp only moves forward (invariant 2).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cutoff = now
@@ -20,4 +20,4 @@ if last[2] then keep = math.max(keep, tonumber(last[2])) end
 local pttl = redis.call('PTTL', KEYS[1])
 if pttl > 0 then keep = math.max(keep, now + pttl) end
 redis.call('SET', KEYS[1], snb, 'PXAT', string.format('%.0f', keep))
-return { snb, string.format('%.0f', now) }
+return { snb, string.format('%.0f', now), redis.call('ZCARD', KEYS[2]) }

@@ -7,15 +7,31 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { Queue } from 'bullmq';
 import type { AppConfig } from '#config';
+import type { DestinationStream, Logger } from 'pino';
+import { createLogger, requestId } from '#logging';
 import { RevokerMetrics } from '#metrics';
 import { ALL_QUEUES } from '#revocation';
 import { AdminAuthService } from './admin/admin-auth.service.js';
 
 export const DASHBOARD_PATH = '/admin/queues';
 
-/** The Fastify adapter with the body limit from config (bodies over it get 413 before any route runs). */
-export function gatewayAdapter(config: AppConfig): FastifyAdapter {
-  return new FastifyAdapter({ bodyLimit: config.webhookBodyLimit });
+/** The pino logger of the gateway: JSON, redacted, including the configured webhook secret header. */
+export function gatewayLogger(config: AppConfig, stream?: DestinationStream): Logger {
+  return createLogger(config.logLevel, stream, [`req.headers["${config.pingone.authHeader}"]`]);
+}
+
+/**
+ * The Fastify adapter: the body limit from config (bodies over it get 413 before any route runs) and
+ * JSON request logs carrying a request id (the caller's x-request-id, else a new one).
+ */
+export function gatewayAdapter(config: AppConfig, logger: Logger = gatewayLogger(config)): FastifyAdapter {
+  return new FastifyAdapter({
+    bodyLimit: config.webhookBodyLimit,
+    // Ids in paths may be 256 characters (the session store's limit), more once percent-encoded.
+    routerOptions: { maxParamLength: 2048 },
+    loggerInstance: logger,
+    genReqId: requestId,
+  });
 }
 
 /**
@@ -42,11 +58,30 @@ export async function configureGateway(
     (_req, body, done) => done(null, body),
   );
 
-  await fastify.register(rateLimit, {
-    global: true,
+  // A root-level hook, so it runs before the dashboard's own login hook: failed logins count too.
+  await fastify.register(rateLimit, { global: false });
+  const limit = fastify.rateLimit({
     max: config.admin.rateLimitPerMinute,
     timeWindow: 60_000,
-    allowList: (request) => !request.url.startsWith('/admin'),
+    errorResponseBuilder: (_request, context) => ({
+      statusCode: 429,
+      error: 'Too Many Requests',
+      message: `rate limit exceeded; retry in ${context.after}`,
+    }),
+  });
+  fastify.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/admin')) return;
+    try {
+      await limit.call(fastify, request, reply);
+    } catch (err) {
+      // The limiter throws its 429 (Retry-After already set); answered here, outside Nest's filters.
+      if ((err as { statusCode?: number }).statusCode !== 429) throw err;
+      await reply.status(429).send(err);
+    }
+  });
+
+  fastify.addHook('onSend', async (request, reply) => {
+    void reply.header('x-request-id', request.id);
   });
 
   const metrics = app.get(RevokerMetrics);

@@ -4,7 +4,8 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { type AppConfig, ConfigError, loadConfig } from '#config';
 import { RevokerMetrics } from '#metrics';
 import { WorkerModule } from '../../worker/src/worker.module.js';
-import { configureGateway, gatewayAdapter } from './gateway.app.js';
+import { PinoNestLogger } from '#logging';
+import { configureGateway, gatewayAdapter, gatewayLogger } from './gateway.app.js';
 import { GatewayModule } from './gateway.module.js';
 
 function configOrExit(): AppConfig {
@@ -26,14 +27,18 @@ function configOrExit(): AppConfig {
 async function bootstrap(): Promise<void> {
   const config = configOrExit();
   const metrics = new RevokerMetrics({ defaultMetrics: true });
+  const logger = gatewayLogger(config);
+  const nestLogger = new PinoNestLogger(logger);
   if (config.embeddedWorker) {
-    const worker = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, { metrics }));
+    const worker = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, { metrics }), {
+      logger: nestLogger,
+    });
     worker.enableShutdownHooks();
   }
   const app = await NestFactory.create<NestFastifyApplication>(
     GatewayModule.forRoot(config, { metrics }),
-    gatewayAdapter(config),
-    { bodyParser: false },
+    gatewayAdapter(config, logger),
+    { bodyParser: false, logger: nestLogger },
   );
   await configureGateway(app, config);
   await app.listen(config.port, '0.0.0.0');

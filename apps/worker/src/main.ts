@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { type AppConfig, ConfigError, loadConfig } from '#config';
+import { createLogger, PinoNestLogger, requestId } from '#logging';
 import { RevokerMetrics } from '#metrics';
 import { WorkerModule } from './worker.module.js';
 
@@ -21,13 +22,15 @@ function configOrExit(): AppConfig {
 async function bootstrap(): Promise<void> {
   const config = configOrExit();
   const metrics = new RevokerMetrics({ defaultMetrics: true });
+  const logger = createLogger(config.logLevel);
   const app = await NestFactory.create<NestFastifyApplication>(
     WorkerModule.forRoot(config, { metrics }),
-    new FastifyAdapter(),
+    new FastifyAdapter({ loggerInstance: logger, genReqId: requestId, disableRequestLogging: true }),
+    { logger: new PinoNestLogger(logger) },
   );
   app.enableShutdownHooks();
   await app.listen(config.workerPort, '0.0.0.0');
-  console.log(`worker started (health and metrics on http://localhost:${config.workerPort})`);
+  logger.info(`worker started (health and metrics on http://localhost:${config.workerPort})`);
 }
 
 bootstrap().catch((err: unknown) => {

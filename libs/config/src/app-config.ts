@@ -61,6 +61,7 @@ const ConfigFileSchema = z
 const EnvSchema = z.object({
   PORT: int(0, 65535).default(3000),
   WORKER_PORT: int(0, 65535).default(3001),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   QUEUE_REDIS_URL: redisUrl.optional(),
   QUEUE_PREFIX: z
@@ -131,6 +132,7 @@ export interface AppConfig {
   port: number;
   /** Health and metrics port of a standalone worker. */
   workerPort: number;
+  logLevel: string;
   redis: { url: string; queueUrl: string; queuePrefix: string; sessionPrefix: string };
   session: { tagSecret?: string; clockSkewMs: number };
   pingone: {
@@ -284,6 +286,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     port: e.PORT,
     workerPort: e.WORKER_PORT,
+    logLevel: e.LOG_LEVEL,
     redis: {
       url: e.REDIS_URL,
       queueUrl: e.QUEUE_REDIS_URL ?? e.REDIS_URL,

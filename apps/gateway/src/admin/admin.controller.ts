@@ -13,11 +13,16 @@ import {
   UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiBody, ApiOperation, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import {
+  AuditEntry,
   AuditQuery,
+  FailedJob,
+  QuarantineEntry,
+  ReplayResult,
+  Retried,
   CommandAccepted,
   CommandIdParam,
   CommandStatus,
@@ -72,6 +77,12 @@ export class AdminController {
   @ApiBody({ schema: schema(RevokeBody) })
   @ApiResponse({ status: 202, schema: schema(CommandAccepted) })
   @ApiResponse({ status: 200, description: 'with ?wait=true, once done', schema: schema(RevokeDone) })
+  @ApiQuery({
+    name: 'wait',
+    required: false,
+    enum: ['true', 'false'],
+    description: 'wait (bounded) for the revocation',
+  })
   @Errors()
   async revokeUser(
     @Param('userId', new ZodPipe(UserIdParam)) userId: string,
@@ -135,6 +146,13 @@ export class AdminController {
   @Get('audit')
   @RequireScope('sessions:read')
   @ApiOperation({ summary: 'The audit trail, newest first' })
+  @ApiQuery({ name: 'userId', required: false, schema: { type: 'string', maxLength: 256 } })
+  @ApiQuery({
+    name: 'limit',
+    required: false,
+    schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
+  })
+  @ApiResponse({ status: 200, schema: schema(z.array(AuditEntry)) })
   @Errors()
   audit(@Query(new ZodPipe(AuditQuery)) query: z.infer<typeof AuditQuery>) {
     return this.admin.audit.read({ limit: query.limit, ...(query.userId ? { userId: query.userId } : {}) });
@@ -143,6 +161,12 @@ export class AdminController {
   @Get('quarantine')
   @RequireScope('queues:admin')
   @ApiOperation({ summary: 'Deliveries that could not be understood, newest first' })
+  @ApiQuery({
+    name: 'limit',
+    required: false,
+    schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+  })
+  @ApiResponse({ status: 200, schema: schema(z.array(QuarantineEntry)) })
   @Errors()
   quarantine(@Query(new ZodPipe(ListQuery)) query: z.infer<typeof ListQuery>) {
     return this.admin.listQuarantine(query.limit);
@@ -152,6 +176,7 @@ export class AdminController {
   @HttpCode(200)
   @RequireScope('queues:admin')
   @ApiOperation({ summary: 'Parse a quarantined delivery again and queue what it yields (bypasses dedup)' })
+  @ApiResponse({ status: 200, schema: schema(ReplayResult) })
   @ApiResponse({ status: 404, schema: schema(ErrorBody) })
   @Errors()
   replay(@Param('id', new ZodPipe(StreamIdParam)) id: string) {
@@ -161,6 +186,12 @@ export class AdminController {
   @Get('failed')
   @RequireScope('queues:admin')
   @ApiOperation({ summary: 'Failed revocation jobs (kept for inspection and retry)' })
+  @ApiQuery({
+    name: 'limit',
+    required: false,
+    schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+  })
+  @ApiResponse({ status: 200, schema: schema(z.array(FailedJob)) })
   @Errors()
   failed(@Query(new ZodPipe(ListQuery)) query: z.infer<typeof ListQuery>) {
     return this.admin.listFailed(query.limit);
@@ -170,6 +201,7 @@ export class AdminController {
   @HttpCode(202)
   @RequireScope('queues:admin')
   @ApiOperation({ summary: 'Retry a failed job' })
+  @ApiResponse({ status: 202, schema: schema(Retried) })
   @ApiResponse({ status: 404, schema: schema(ErrorBody) })
   @Errors()
   async retry(@Param('id', new ZodPipe(JobIdParam)) id: string) {

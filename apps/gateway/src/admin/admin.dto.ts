@@ -58,3 +58,44 @@ export const ErrorBody = z.object({
   error: z.string().optional(),
   message: z.unknown(),
 });
+
+export const AuditEntry = z.object({
+  id: z.string(),
+  source: z.string(),
+  eventType: z.string(),
+  commandId: z.string().optional(),
+  eventId: z.string().optional(),
+  target: z.record(z.string(), z.unknown()).optional(),
+  revoked: z.number().int().optional(),
+  result: z.union([z.string(), z.number()]),
+  receivedAt: z.number().int(),
+  doneAt: z.number().int(),
+  actor: z.string().optional(),
+  reason: z.string().optional(),
+});
+
+export const QuarantineEntry = z.object({
+  id: z.string(),
+  source: z.string(),
+  reason: z.string(),
+  raw: z.string(),
+  receivedAt: z.number().int(),
+  eventId: z.string().optional(),
+});
+
+export const ReplayResult = z.object({
+  enqueued: z.number().int(),
+  ignored: z.number().int(),
+  quarantined: z.number().int(),
+});
+
+export const FailedJob = z.object({
+  id: z.string(),
+  queue: z.string(),
+  command: z.unknown(),
+  failedReason: z.string().optional(),
+  attempts: z.number().int(),
+  failedAt: z.number().int().optional(),
+});
+
+export const Retried = z.object({ retried: z.string() });

@@ -10,6 +10,7 @@ import { Reflector } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AdminScope } from '#config';
 import { type AdminPrincipal, AdminAuthService } from './admin-auth.service.js';
+import { AdminService } from './admin.service.js';
 
 const SCOPES = 'admin:scopes';
 /** The scope an admin endpoint needs. */
@@ -23,7 +24,23 @@ export class AdminGuard implements CanActivate {
   constructor(
     private readonly auth: AdminAuthService,
     private readonly reflector: Reflector,
+    private readonly admin: AdminService,
   ) {}
+
+  /** Refused calls are audited too (the interceptor only sees calls that got past this guard). */
+  private async refuse(request: AdminRequest, status: 401 | 403, actor?: string): Promise<void> {
+    const now = Date.now();
+    await this.admin.audit
+      .append({
+        source: 'admin',
+        eventType: `${request.method} ${request.routeOptions?.url ?? request.url.split('?')[0]}`,
+        result: status,
+        receivedAt: now,
+        doneAt: now,
+        ...(actor ? { actor } : {}),
+      })
+      .catch(() => undefined);
+  }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<AdminRequest>();
@@ -32,6 +49,7 @@ export class AdminGuard implements CanActivate {
       cookie: request.headers.cookie,
     });
     if (!principal) {
+      await this.refuse(request, 401);
       void context
         .switchToHttp()
         .getResponse<FastifyReply>()

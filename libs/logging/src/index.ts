@@ -1,0 +1,1 @@
+export { createLogger, loggerOptions, PinoNestLogger, REDACTED_PATHS, requestId } from './logger.js';

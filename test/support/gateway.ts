@@ -21,7 +21,7 @@ export interface TestGateway {
 
 /** Boots the real gateway module on Fastify, as main.ts does, with test settings over the defaults. */
 export async function startGateway(env: Record<string, string>): Promise<TestGateway> {
-  const config = loadConfig({ REDIS_URL, ...env });
+  const config = loadConfig({ REDIS_URL, LOG_LEVEL: 'silent', ...env });
   const moduleRef = await Test.createTestingModule({ imports: [GatewayModule.forRoot(config)] }).compile();
   const app = moduleRef.createNestApplication<NestFastifyApplication>(gatewayAdapter(config), {
     logger: false,

@@ -10,7 +10,11 @@ describe('start-up refuses an evicting queue Redis', () => {
   let server: RedisProcess;
   let dir: string;
   let url: string;
-  const env = () => ({ REDIS_URL: url, QUEUE_PREFIX: `{${uniquePrefix('policy')}}`, PINGONE_WEBHOOK_SECRET: 'x' });
+  const env = () => ({
+    REDIS_URL: url,
+    QUEUE_PREFIX: `{${uniquePrefix('policy')}}`,
+    PINGONE_WEBHOOK_SECRET: 'x',
+  });
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sr-policy-'));
@@ -24,7 +28,9 @@ describe('start-up refuses an evicting queue Redis', () => {
   });
 
   it('the worker says why and how to fix it', async () => {
-    await expect(startWorker(env())).rejects.toThrow(/maxmemory-policy allkeys-lru.*noeviction.*ALLOW_EVICTING_QUEUE_REDIS/s);
+    await expect(startWorker(env())).rejects.toThrow(
+      /maxmemory-policy allkeys-lru.*noeviction.*ALLOW_EVICTING_QUEUE_REDIS/s,
+    );
   });
 
   it('the gateway says the same', async () => {

@@ -1,14 +1,16 @@
-// tsc does not copy non-TypeScript files: put each library's Lua scripts next to the compiled code that loads them.
+// tsc does not copy non-TypeScript files: put Lua scripts (and the demo's sample) next to the code that loads them.
 import { cpSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-function copyLua(dir) {
+function copy(dir, extension) {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) copyLua(path);
-    else if (name.endsWith('.lua')) cpSync(path, join('dist', path));
+    if (statSync(path).isDirectory()) copy(path, extension);
+    else if (name.endsWith(extension)) cpSync(path, join('dist', path));
   }
 }
-copyLua('libs');
+copy('libs', '.lua');
+// The demo's sample PingOne batch.
+copy('examples', '.json');
 // The session store is publishable on its own: its package.json goes with its compiled code.
 cpSync('libs/session-store/package.json', 'dist/libs/session-store/package.json');

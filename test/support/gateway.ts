@@ -6,7 +6,7 @@ import { type AppConfig, loadConfig } from '#config';
 import { REVOCATION_QUEUE, type RevocationCommand } from '#revocation';
 import { configureGateway, gatewayAdapter } from '../../apps/gateway/src/gateway.app.js';
 import { GatewayModule } from '../../apps/gateway/src/gateway.module.js';
-import { REDIS_URL } from './redis.js';
+import { deletePrefix, REDIS_URL } from './redis.js';
 
 export interface TestGateway {
   app: NestFastifyApplication;
@@ -27,8 +27,8 @@ export async function startGateway(env: Record<string, string>): Promise<TestGat
     logger: false,
     bodyParser: false,
   });
-  await configureGateway(app, config);
   try {
+    await configureGateway(app, config);
     await app.init();
     await app.getHttpAdapter().getInstance().ready();
   } catch (err) {
@@ -61,8 +61,7 @@ export async function startGateway(env: Record<string, string>): Promise<TestGat
       await within(
         (async () => {
           await queue.obliterate({ force: true });
-          const keys = await redis.keys(`${config.redis.queuePrefix}:*`);
-          if (keys.length) await redis.unlink(...keys);
+          await deletePrefix(redis, config.redis.queuePrefix);
           await queue.close();
         })(),
       );

@@ -107,7 +107,13 @@ const normaliseTyp = (typ: unknown) =>
 function toRejection(err: unknown): EventRejectedError | TemporaryFailureError {
   if (err instanceof EventRejectedError) return err;
   // The issuer's JWKS could not be fetched: retrying later can help, so this is not the sender's fault.
-  if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError))
+  // jose reports a JWKS endpoint answering anything but 200 with a generic JOSEError; an IdP that is
+  // briefly down must get a retry (503), not a final 400 that drops its logout.
+  if (
+    err instanceof errors.JWKSTimeout ||
+    !(err instanceof errors.JOSEError) ||
+    (err.code === 'ERR_JOSE_GENERIC' && /JSON Web Key Set HTTP response/.test(err.message))
+  )
     return new TemporaryFailureError("the issuer's keys could not be fetched");
   if (err instanceof errors.JWTClaimValidationFailed) {
     if (err.claim === 'aud')

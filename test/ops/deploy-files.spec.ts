@@ -1,0 +1,95 @@
+import { describe, expect, it } from '@jest/globals';
+import { parser as promql } from '@prometheus-io/lezer-promql';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { ENV_VARIABLES } from '#config';
+import { RevokerMetrics } from '#metrics';
+
+interface ComposeService {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  healthcheck?: { test: string[] };
+  depends_on?: Record<string, { condition: string }>;
+}
+
+const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as {
+  services: Record<string, ComposeService>;
+};
+
+describe('docker-compose.yml (no Docker engine here: checked by parsing)', () => {
+  const { redis, gateway, worker } = compose.services;
+
+  it('has Redis with noeviction and AOF every second, and health-checked gateway and worker from one image', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['gateway', 'redis', 'worker']);
+    const args = redis!.command!.join(' ');
+    expect(args).toMatch(/--maxmemory-policy noeviction/);
+    expect(args).toMatch(/--appendonly yes/);
+    expect(args).toMatch(/--appendfsync everysec/);
+    expect(gateway!.image).toBe(worker!.image);
+    expect(gateway!.build).toBeDefined();
+    expect(gateway!.command).toEqual(['node', 'dist/apps/gateway/src/main.js']);
+    expect(worker!.command).toEqual(['node', 'dist/apps/worker/src/main.js']);
+    expect(gateway!.ports).toEqual(['3000:3000']);
+    for (const s of [redis, gateway, worker]) expect(s!.healthcheck?.test.length).toBeGreaterThan(0);
+    expect(gateway!.healthcheck!.test.join(' ')).toContain('3000/health/ready');
+    expect(worker!.healthcheck!.test.join(' ')).toContain('3001/health/ready');
+    expect(gateway!.depends_on!['redis']!.condition).toBe('service_healthy');
+    expect(worker!.depends_on!['redis']!.condition).toBe('service_healthy');
+  });
+
+  it('runs gateway and worker apart, and sets only variables the service reads', () => {
+    expect(gateway!.environment!['EMBEDDED_WORKER']).toBe('false');
+    expect(gateway!.environment!['REDIS_URL']).toBe('redis://redis:6379');
+    expect(worker!.environment!['REDIS_URL']).toBe('redis://redis:6379');
+    for (const s of [gateway, worker])
+      for (const name of Object.keys(s!.environment!)) expect(ENV_VARIABLES).toContain(name);
+  });
+
+  it('builds a multi-stage image that runs as a non-root user', () => {
+    const dockerfile = readFileSync('Dockerfile', 'utf8');
+    expect(dockerfile.match(/^FROM /gm)!.length).toBeGreaterThanOrEqual(2);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/npm prune --omit=dev/);
+  });
+});
+
+describe('deploy/prometheus/alerts.yml', () => {
+  const rules = (
+    parse(readFileSync('deploy/prometheus/alerts.yml', 'utf8')) as {
+      groups: { rules: { alert: string; expr: string; labels: { severity: string } }[] }[];
+    }
+  ).groups.flatMap((g) => g.rules);
+  const exported = new Set(new RevokerMetrics().registry.getMetricsAsArray().map((m) => m.name));
+
+  it('covers memory, quarantine, failed jobs, latency and gateway 5xx', () => {
+    const exprs = rules.map((r) => r.expr).join('\n');
+    for (const metric of [
+      'session_revoker_redis_memory_bytes',
+      'session_revoker_quarantine_entries',
+      'session_revoker_queue_jobs',
+      'session_revoker_event_to_done_seconds_bucket',
+      'session_revoker_http_request_duration_seconds_count',
+    ])
+      expect(exprs).toContain(metric);
+  });
+
+  it.each(rules.map((r) => [r.alert, r] as const))(
+    '%s parses as PromQL and names exported metrics',
+    (_name, rule) => {
+      expect(rule.labels.severity).toMatch(/^(warning|critical)$/);
+      let errors = 0;
+      promql.parse(rule.expr).iterate({
+        enter: (node) => {
+          if (node.type.isError) errors++;
+        },
+      });
+      expect(errors).toBe(0);
+      const names = rule.expr.match(/session_revoker_[a-z_]+/g) ?? [];
+      expect(names.length).toBeGreaterThan(0);
+      for (const name of names) expect(exported).toContain(name.replace(/_(bucket|count|sum)$/, ''));
+    },
+  );
+});

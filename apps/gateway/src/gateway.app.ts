@@ -138,6 +138,5 @@ export async function configureGateway(
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/openapi.json' });
 
-  app.enableShutdownHooks();
   return app;
 }

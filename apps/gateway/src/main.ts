@@ -29,20 +29,34 @@ async function bootstrap(): Promise<void> {
   const metrics = new RevokerMetrics({ defaultMetrics: true });
   const logger = gatewayLogger(config);
   const nestLogger = new PinoNestLogger(logger);
-  if (config.embeddedWorker) {
-    const worker = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, { metrics }), {
-      logger: nestLogger,
-    });
-    worker.enableShutdownHooks();
-  }
+  const worker = config.embeddedWorker
+    ? await NestFactory.createApplicationContext(WorkerModule.forRoot(config, { metrics }), {
+        logger: nestLogger,
+      })
+    : undefined;
   const app = await NestFactory.create<NestFastifyApplication>(
     GatewayModule.forRoot(config, { metrics }),
     gatewayAdapter(config, logger),
     { bodyParser: false, logger: nestLogger },
   );
   await configureGateway(app, config);
+  // SIGTERM: stop taking HTTP first, then let the worker drain, then exit 0. One handler for both apps,
+  // so neither ends the process while the other is still closing.
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info(`${signal}: shutting down`);
+    void (async () => {
+      await app.close();
+      await worker?.close();
+      process.exit(0);
+    })();
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
   await app.listen(config.port, '0.0.0.0');
-  console.log(
+  logger.info(
     `gateway listening on http://localhost:${config.port}${config.embeddedWorker ? ' (worker embedded)' : ''}`,
   );
 }

@@ -6,8 +6,7 @@ import {
   type OnModuleInit,
   type Provider,
 } from '@nestjs/common';
-import { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig } from '#config';
+import { APP_CONFIG, type AppConfig, closeRedisClient, createRedisClient, type RedisClient } from '#config';
 import { assertQueueRedisPolicy } from '#revocation';
 
 /** Injection token of the gateway's client of the queue Redis. */
@@ -21,7 +20,7 @@ export const queueRedisProvider: Provider = {
   provide: QUEUE_REDIS,
   inject: [APP_CONFIG],
   useFactory: (config: AppConfig) =>
-    new Redis(config.redis.queueUrl, {
+    createRedisClient(config.redis.queueUrl, config.redis.queueCluster, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectTimeout: 2000,
@@ -39,7 +38,7 @@ export class QueueRedisLifecycle implements OnModuleInit, OnApplicationShutdown 
   private readonly logger = new Logger('QueueRedis');
 
   constructor(
-    @Inject(QUEUE_REDIS) private readonly redis: Redis,
+    @Inject(QUEUE_REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -59,6 +58,6 @@ export class QueueRedisLifecycle implements OnModuleInit, OnApplicationShutdown 
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedisClient(this.redis);
   }
 }

@@ -28,7 +28,8 @@ async function bootstrap(): Promise<void> {
     new FastifyAdapter({ loggerInstance: logger, genReqId: requestId, disableRequestLogging: true }),
     { logger: new PinoNestLogger(logger) },
   );
-  app.enableShutdownHooks();
+  // SIGTERM: drain (see RevocationProcessor), close, then exit 0 rather than re-raising the signal.
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   await app.listen(config.workerPort, '0.0.0.0');
   logger.info(`worker started (health and metrics on http://localhost:${config.workerPort})`);
 }

@@ -1,11 +1,12 @@
 import { InjectQueue, Processor, WorkerHost } from '@nestjs/bullmq';
-import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '#config';
 import type { MemoryReading } from '#metrics';
 import { MAINTENANCE_QUEUE } from '#revocation';
 import { SessionStore, type SweepResult } from '#session-store';
+import { closeWorkerWithin } from './close-worker.js';
 import { SESSION_REDIS } from './session-store.provider.js';
 import { WORKER_QUEUE_REDIS } from './worker-redis.js';
 
@@ -17,7 +18,10 @@ export type RedisMemory = MemoryReading;
  * where any process's readiness check can read them.
  */
 @Processor(MAINTENANCE_QUEUE)
-export class MaintenanceProcessor extends WorkerHost implements OnApplicationBootstrap {
+export class MaintenanceProcessor
+  extends WorkerHost
+  implements OnApplicationBootstrap, BeforeApplicationShutdown
+{
   private readonly logger = new Logger('Maintenance');
   readonly memoryKey: string;
 
@@ -44,6 +48,14 @@ export class MaintenanceProcessor extends WorkerHost implements OnApplicationBoo
       { every: this.config.worker.memoryWatchEveryMs },
       { name: 'memory-watch', opts: keep },
     );
+  }
+
+  /**
+   * Closed before the shutdown hooks close the Redis clients: a scheduled job picked up in between
+   * would otherwise lose its next run ("Connection is closed" when adding it).
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    await closeWorkerWithin(this.worker, this.config.worker.shutdownGraceMs, this.logger);
   }
 
   async process(job: Job): Promise<SweepResult | RedisMemory[]> {

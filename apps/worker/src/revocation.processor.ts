@@ -11,6 +11,7 @@ import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '#config';
 import { RevokerMetrics } from '#metrics';
 import { REVOCATION_PRIORITY_QUEUE, REVOCATION_QUEUE, RevocationCommand } from '#revocation';
+import { closeWorkerWithin } from './close-worker.js';
 import { type ExecutionResult, RevocationExecutor } from './revocation.executor.js';
 import { WORKER_QUEUE_REDIS } from './worker-redis.js';
 
@@ -74,19 +75,9 @@ export class RevocationProcessor
    * queues, and queues before connections (Nest runs this hook before the shutdown hooks).
    */
   async beforeApplicationShutdown(): Promise<void> {
-    await Promise.all(this.workers.map((w) => this.drain(w)));
-  }
-
-  private async drain(worker: Worker): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), this.config.worker.shutdownGraceMs);
-    });
-    if (await Promise.race([worker.close().then(() => false), graceOver])) {
-      this.logger.warn('shutdown grace period over; closing the worker with jobs still active');
-      await worker.close(true);
-    }
-    clearTimeout(timer);
+    await Promise.all(
+      this.workers.map((w) => closeWorkerWithin(w, this.config.worker.shutdownGraceMs, this.logger)),
+    );
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -1,6 +1,12 @@
 import { Inject, Injectable, type OnApplicationShutdown, type Provider } from '@nestjs/common';
-import { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig, ConfigError } from '#config';
+import {
+  APP_CONFIG,
+  type AppConfig,
+  closeRedisClient,
+  ConfigError,
+  createRedisClient,
+  type RedisClient,
+} from '#config';
 import { SessionStore } from '#session-store';
 
 export const SESSION_REDIS = Symbol('SESSION_REDIS');
@@ -8,14 +14,19 @@ export const SESSION_REDIS = Symbol('SESSION_REDIS');
 export const sessionRedisProvider: Provider = {
   provide: SESSION_REDIS,
   inject: [APP_CONFIG],
-  useFactory: (config: AppConfig) => new Redis(config.redis.url, { maxRetriesPerRequest: 3 }),
+  useFactory: (config: AppConfig) =>
+    createRedisClient(config.redis.url, config.redis.cluster, {
+      // A session Redis that is down should fail the job attempt fast (it is retried with backoff).
+      maxRetriesPerRequest: 2,
+      retryStrategy: (times) => Math.min(times * 100, 1000),
+    }),
 };
 
 /** The session store the applications write to; the worker revokes through it. */
 export const sessionStoreProvider: Provider = {
   provide: SessionStore,
   inject: [APP_CONFIG, SESSION_REDIS],
-  useFactory: (config: AppConfig, redis: Redis) => {
+  useFactory: (config: AppConfig, redis: RedisClient) => {
     if (!config.session.tagSecret)
       throw new ConfigError(
         'SESSION_TAG_SECRET: required by the worker (the same secret the applications use)',
@@ -32,9 +43,9 @@ export const sessionStoreProvider: Provider = {
 /** Closes the session Redis client after the workers that use it have stopped. */
 @Injectable()
 export class SessionRedisCloser implements OnApplicationShutdown {
-  constructor(@Inject(SESSION_REDIS) private readonly redis: Redis) {}
+  constructor(@Inject(SESSION_REDIS) private readonly redis: RedisClient) {}
 
   async onApplicationShutdown(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedisClient(this.redis);
   }
 }

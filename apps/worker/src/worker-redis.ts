@@ -1,6 +1,5 @@
 import { Inject, Injectable, type OnApplicationShutdown, type Provider } from '@nestjs/common';
-import { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig } from '#config';
+import { APP_CONFIG, type AppConfig, closeRedisClient, createRedisClient, type RedisClient } from '#config';
 
 export const WORKER_QUEUE_REDIS = Symbol('WORKER_QUEUE_REDIS');
 
@@ -11,15 +10,16 @@ export const WORKER_QUEUE_REDIS = Symbol('WORKER_QUEUE_REDIS');
 export const workerQueueRedisProvider: Provider = {
   provide: WORKER_QUEUE_REDIS,
   inject: [APP_CONFIG],
-  useFactory: (config: AppConfig) => new Redis(config.redis.queueUrl, { maxRetriesPerRequest: null }),
+  useFactory: (config: AppConfig) =>
+    createRedisClient(config.redis.queueUrl, config.redis.queueCluster, { maxRetriesPerRequest: null }),
 };
 
 /** Closes the client last: after workers and queues (Nest runs shutdown hooks in reverse module order). */
 @Injectable()
 export class WorkerQueueRedisCloser implements OnApplicationShutdown {
-  constructor(@Inject(WORKER_QUEUE_REDIS) private readonly redis: Redis) {}
+  constructor(@Inject(WORKER_QUEUE_REDIS) private readonly redis: RedisClient) {}
 
   async onApplicationShutdown(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    await closeRedisClient(this.redis);
   }
 }

@@ -63,7 +63,12 @@ const EnvSchema = z.object({
   WORKER_PORT: int(0, 65535).default(3001),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  REDIS_CLUSTER: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
   QUEUE_REDIS_URL: redisUrl.optional(),
+  QUEUE_REDIS_CLUSTER: z.enum(['true', 'false', '1', '0']).optional(),
   QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_{}.-]{1,64}$/)
@@ -133,7 +138,15 @@ export interface AppConfig {
   /** Health and metrics port of a standalone worker. */
   workerPort: number;
   logLevel: string;
-  redis: { url: string; queueUrl: string; queuePrefix: string; sessionPrefix: string };
+  redis: {
+    url: string;
+    /** REDIS_URL names a seed node of a Redis Cluster. */
+    cluster: boolean;
+    queueUrl: string;
+    queueCluster: boolean;
+    queuePrefix: string;
+    sessionPrefix: string;
+  };
   session: { tagSecret?: string; clockSkewMs: number };
   pingone: {
     secrets: string[];
@@ -289,7 +302,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     redis: {
       url: e.REDIS_URL,
+      cluster: e.REDIS_CLUSTER,
       queueUrl: e.QUEUE_REDIS_URL ?? e.REDIS_URL,
+      queueCluster:
+        e.QUEUE_REDIS_CLUSTER === undefined
+          ? e.QUEUE_REDIS_URL === undefined && e.REDIS_CLUSTER
+          : e.QUEUE_REDIS_CLUSTER === 'true' || e.QUEUE_REDIS_CLUSTER === '1',
       queuePrefix: e.QUEUE_PREFIX,
       sessionPrefix: e.SESSION_PREFIX,
     },

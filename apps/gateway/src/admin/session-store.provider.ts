@@ -1,6 +1,5 @@
 import { Inject, Injectable, type OnApplicationShutdown, type Provider } from '@nestjs/common';
-import { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig } from '#config';
+import { APP_CONFIG, type AppConfig, closeRedisClient, createRedisClient, type RedisClient } from '#config';
 import { SessionStore } from '#session-store';
 import { GATEWAY_SESSION_STORE } from './admin.service.js';
 
@@ -11,7 +10,7 @@ const sessionRedisProvider: Provider = {
   inject: [APP_CONFIG],
   useFactory: (config: AppConfig) =>
     config.session.tagSecret
-      ? new Redis(config.redis.url, { maxRetriesPerRequest: 1, lazyConnect: false })
+      ? createRedisClient(config.redis.url, config.redis.cluster, { maxRetriesPerRequest: 1 })
       : null,
 };
 
@@ -19,7 +18,7 @@ const sessionRedisProvider: Provider = {
 const sessionStoreProvider: Provider = {
   provide: GATEWAY_SESSION_STORE,
   inject: [APP_CONFIG, GATEWAY_SESSION_REDIS],
-  useFactory: (config: AppConfig, redis: Redis | null) =>
+  useFactory: (config: AppConfig, redis: RedisClient | null) =>
     redis && config.session.tagSecret
       ? new SessionStore({
           redis,
@@ -32,10 +31,10 @@ const sessionStoreProvider: Provider = {
 
 @Injectable()
 class GatewaySessionRedisCloser implements OnApplicationShutdown {
-  constructor(@Inject(GATEWAY_SESSION_REDIS) private readonly redis: Redis | null) {}
+  constructor(@Inject(GATEWAY_SESSION_REDIS) private readonly redis: RedisClient | null) {}
 
   async onApplicationShutdown(): Promise<void> {
-    await this.redis?.quit().catch(() => this.redis?.disconnect());
+    await closeRedisClient(this.redis);
   }
 }
 

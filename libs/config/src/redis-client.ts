@@ -1,0 +1,43 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+export type RedisClient = Redis | Cluster;
+
+/**
+ * A client for one Redis role: a standalone Redis, or (cluster) a Redis Cluster reached through the
+ * seed node in the URL; ioredis discovers the rest and follows failovers. Options apply per node.
+ */
+export function createRedisClient(url: string, cluster: boolean, options: RedisOptions = {}): RedisClient {
+  if (!cluster) return new Redis(url, options);
+  const seed = new URL(url);
+  return new Cluster([{ host: seed.hostname, port: Number(seed.port || 6379) }], {
+    redisOptions: {
+      ...options,
+      ...(seed.username ? { username: decodeURIComponent(seed.username) } : {}),
+      ...(seed.password ? { password: decodeURIComponent(seed.password) } : {}),
+      ...(seed.protocol === 'rediss:' ? { tls: {} } : {}),
+    },
+    ...(options.enableOfflineQueue !== undefined ? { enableOfflineQueue: options.enableOfflineQueue } : {}),
+    // A failover moves slots: retry instead of failing the first command that lands on the old master.
+    clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+    retryDelayOnFailover: 200,
+    retryDelayOnTryAgain: 200,
+    retryDelayOnClusterDown: 300,
+  });
+}
+
+/**
+ * Closes a client: QUIT if Redis answers within a second (QUIT waits behind pending commands, which a
+ * stalled Redis never answers), then drop the connection either way.
+ */
+export async function closeRedisClient(redis: RedisClient | null | undefined): Promise<void> {
+  if (!redis) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    redis.quit().catch(() => undefined),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, 1000);
+    }),
+  ]);
+  clearTimeout(timer);
+  redis.disconnect();
+}

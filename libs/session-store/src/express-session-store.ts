@@ -132,27 +132,21 @@ export class ExpressSessionStore extends session.Store {
     const tag = userId ? keys.userTag(userId) : '';
     const expires = sess.cookie?.expires ? new Date(sess.cookie.expires).getTime() : Date.now() + this.ttlMs;
     const hash = secretHash(sid);
-    const record = keys.expressSession(hash);
-    const [curTag, curIat] = await redis.hmget(record, 'tag', 'iat');
-    // Like connect-redis' EXPIRE, a touch only extends a record: it never creates one.
-    if (touching && !curIat) return;
-    const origin = this.origins.get(sess) ?? (touching ? { tag: curTag ?? '', iat: curIat! } : undefined);
     // A session read before a logout or revocation and saved after it must not come back: the script
-    // would issue it anew, after the not-before meant to refuse it. Only a login may issue a session.
-    const guarded = origin !== undefined && origin.tag === tag && (tag !== '' || touching);
-    if (guarded && (curTag !== origin.tag || curIat !== origin.iat)) return;
-    const [iat, reindex] = (await scripts.saveExpressSession(
-      record,
+    // writes it only if it is still the record it was read from. Only a login may issue a session.
+    const origin = this.origins.get(sess);
+    const expected = origin && origin.tag === tag && (tag !== '' || touching) ? origin.iat : '';
+    const [iat, reindex, curTag, curIat] = (await scripts.saveExpressSession(
+      keys.expressSession(hash),
       userId,
       tag,
       JSON.stringify(sess),
       expires,
-    )) as [string, number];
-    if (guarded && iat !== origin.iat) {
-      // Deleted between the check and the write, so the script just re-issued it: undo that.
-      await this.remove(hash);
-      return;
-    }
+      expected,
+      // Like connect-redis' EXPIRE, a touch only extends a record: it never creates one.
+      touching ? '1' : '',
+    )) as [string, number, string, string];
+    if (!iat) return;
     this.origins.set(sess, { tag, iat });
     // The session changed user or dropped it: its entry under the previous user must go.
     if (curTag && curIat && curTag !== tag) await redis.zrem(keys.userIndex(curTag), `e:${curIat}:${hash}`);

@@ -1,15 +1,23 @@
 -- save-express-session: write an express-session record, keeping the instant its user logged in.
--- KEYS[1] record (hash: uid, tag, iat, data)
+-- A save of a session read earlier must not bring it back once it was deleted (logout, revocation
+-- clean-up, admin revoke): with an expected issuedAt, the record must still be that one, checked and
+-- written atomically here. Only a login (no expected issuedAt) may issue a record.
+-- KEYS[1] record (hash: uid, tag, iat, data, ix)
 -- ARGV[1] user id or ''   ARGV[2] user tag or ''   ARGV[3] session JSON   ARGV[4] expiresAt ms
--- Returns {issuedAt, 1 when the user index must be (re)written else 0}.
+-- ARGV[5] expected issuedAt of the record it was read from, or ''   ARGV[6] '1' to only extend an existing record
+-- Returns {issuedAt, 1 when the user index must be (re)written else 0, previous tag, previous issuedAt},
+-- or {'', 0, '', ''} when nothing was written (the record is gone or is no longer the one read).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cur = redis.call('HMGET', KEYS[1], 'tag', 'iat', 'ix')
+local curTag, curIat = cur[1] or '', cur[2] or ''
+if ARGV[6] == '1' and curIat == '' then return { '', 0, '', '' } end
+if ARGV[5] ~= '' and (curIat ~= ARGV[5] or curTag ~= ARGV[2]) then return { '', 0, '', '' } end
 local iat = string.format('%.0f', now)
-if cur[1] and cur[1] == ARGV[2] and cur[2] then iat = cur[2] end
+if curIat ~= '' and curTag == ARGV[2] then iat = curIat end
 local reindex = 0
-if ARGV[2] ~= '' and (cur[1] ~= ARGV[2] or tonumber(cur[3] or '0') < tonumber(ARGV[4])) then reindex = 1 end
+if ARGV[2] ~= '' and (curTag ~= ARGV[2] or tonumber(cur[3] or '0') < tonumber(ARGV[4])) then reindex = 1 end
 redis.call('HSET', KEYS[1], 'uid', ARGV[1], 'tag', ARGV[2], 'iat', iat, 'data', ARGV[3])
 if reindex == 1 then redis.call('HSET', KEYS[1], 'ix', ARGV[4]) end
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
-return { iat, reindex }
+return { iat, reindex, curTag, curIat }

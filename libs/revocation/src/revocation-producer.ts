@@ -46,16 +46,18 @@ export class RevocationProducer {
     const duplicates = commands.filter((_, i) => seen[i] !== 0);
     if (fresh.length === 0) return { enqueued: [], duplicates };
 
+    // A deliberate replay is a new command: a new id (so it runs even while the first job is kept,
+    // and a group's fan-out derives new member ids from it rather than being deduplicated away).
+    const replaySuffix = options.bypassDedup ? `-r${Date.now().toString(36)}` : '';
     await this.queue.addBulk(
-      fresh.map((command) => ({
-        name: REVOKE_JOB,
-        data: command,
-        opts: {
-          ...this.options.jobOptions,
-          // A deliberate replay must run again even while the first job is still kept.
-          jobId: options.bypassDedup ? `${command.id}-r${Date.now().toString(36)}` : command.id,
-        },
-      })),
+      fresh.map((command) => {
+        const id = `${command.id}${replaySuffix}`;
+        return {
+          name: REVOKE_JOB,
+          data: { ...command, id },
+          opts: { ...this.options.jobOptions, jobId: id },
+        };
+      }),
     );
     await Promise.all(
       fresh.map((c) => this.redis.set(this.dedupKey(c.id), '1', 'PX', this.options.dedupWindowMs)),

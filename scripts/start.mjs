@@ -40,11 +40,14 @@ function freePort() {
   });
 }
 
+// Where to look for a local Redis when REDIS_URL is unset (a knob for the launcher's own test).
+const localPort = Number(env.START_LOCAL_REDIS_PORT ?? 6379);
+
 async function ensureRedis() {
   if (env.REDIS_URL) return `REDIS_URL=${env.REDIS_URL}`;
-  if (await redisAnswers(6379)) {
-    env.REDIS_URL = 'redis://127.0.0.1:6379';
-    return 'the Redis on 127.0.0.1:6379';
+  if (await redisAnswers(localPort)) {
+    env.REDIS_URL = `redis://127.0.0.1:${localPort}`;
+    return `the Redis on 127.0.0.1:${localPort}`;
   }
   if (spawnSync('redis-server', ['--version']).error) {
     console.error(
@@ -107,9 +110,10 @@ for (let i = 0; i < 200; i++) {
 }
 
 // For `npm run demo`: where the service is and the secrets of this run (the folder is git-ignored).
-mkdirSync('.session-revoker', { recursive: true });
+const runDir = env.START_RUN_DIR ?? '.session-revoker';
+mkdirSync(runDir, { recursive: true });
 writeFileSync(
-  '.session-revoker/run.json',
+  `${runDir}/run.json`,
   JSON.stringify(
     {
       baseUrl: base,

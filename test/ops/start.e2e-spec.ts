@@ -13,7 +13,11 @@ describe('npm start', () => {
     expect(existsSync(GATEWAY) ? GATEWAY : 'run `npm run build` first').toBe(GATEWAY);
     const [absentPort, httpPort] = await freePorts(2);
     const runDir = mkdtempSync(join(tmpdir(), 'sr-start-'));
-    const env = { ...process.env, START_LOCAL_REDIS_PORT: String(absentPort), START_RUN_DIR: runDir };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      START_LOCAL_REDIS_PORT: String(absentPort),
+      START_RUN_DIR: runDir,
+    };
     for (const name of [
       'REDIS_URL',
       'QUEUE_REDIS_URL',
@@ -65,7 +69,11 @@ describe('npm start', () => {
 
   it('says how to get a Redis when there is none and redis-server is not installed', async () => {
     const [absentPort] = await freePorts(1);
-    const env = { ...process.env, START_LOCAL_REDIS_PORT: String(absentPort), PATH: '/nonexistent' };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      START_LOCAL_REDIS_PORT: String(absentPort),
+      PATH: '/nonexistent',
+    };
     delete env['REDIS_URL'];
     const result = spawnSync(process.execPath, ['scripts/start.mjs'], {
       env,

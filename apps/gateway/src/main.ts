@@ -1,31 +1,19 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { type AppConfig, ConfigError, loadConfig } from '#config';
+import { loadConfigOrExit } from '#config';
 import { RevokerMetrics } from '#metrics';
 import { WorkerModule } from '../../worker/src/worker.module.js';
 import { PinoNestLogger } from '#logging';
 import { configureGateway, gatewayAdapter, gatewayLogger } from './gateway.app.js';
 import { GatewayModule } from './gateway.module.js';
 
-function configOrExit(): AppConfig {
-  try {
-    return loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`configuration error: ${err.message}`);
-      process.exit(1);
-    }
-    throw err;
-  }
-}
-
 /**
  * The gateway, and by default the worker in the same process (two Nest apps sharing one metrics
  * registry): one command gives a newcomer the whole service; EMBEDDED_WORKER=false scales them apart.
  */
 async function bootstrap(): Promise<void> {
-  const config = configOrExit();
+  const config = loadConfigOrExit();
   const metrics = new RevokerMetrics({ defaultMetrics: true });
   const logger = gatewayLogger(config);
   const nestLogger = new PinoNestLogger(logger);

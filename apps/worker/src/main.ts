@@ -1,26 +1,14 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { type AppConfig, ConfigError, loadConfig } from '#config';
+import { loadConfigOrExit } from '#config';
 import { createLogger, PinoNestLogger, requestId } from '#logging';
 import { RevokerMetrics } from '#metrics';
 import { WorkerModule } from './worker.module.js';
 
-function configOrExit(): AppConfig {
-  try {
-    return loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`configuration error: ${err.message}`);
-      process.exit(1);
-    }
-    throw err;
-  }
-}
-
 /** A standalone worker: revocations and scheduled jobs, with /health and /metrics on WORKER_PORT. */
 async function bootstrap(): Promise<void> {
-  const config = configOrExit();
+  const config = loadConfigOrExit();
   const metrics = new RevokerMetrics({ defaultMetrics: true });
   const logger = createLogger(config.logLevel);
   const app = await NestFactory.create<NestFastifyApplication>(

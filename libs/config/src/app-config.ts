@@ -355,3 +355,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
   };
 }
+
+/** loadConfig for a process's entry point: a bad setting prints the message naming it and exits 1. */
+export function loadConfigOrExit(env: Record<string, string | undefined> = process.env): AppConfig {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`configuration error: ${err.message}`);
+    process.exit(1);
+  }
+}

@@ -1,4 +1,4 @@
-export { ADMIN_SCOPES, ConfigError, ENV_VARIABLES, loadConfig } from './app-config.js';
+export { ADMIN_SCOPES, ConfigError, ENV_VARIABLES, loadConfig, loadConfigOrExit } from './app-config.js';
 export type { AdminApiKey, AdminScope, AppConfig, JwtIssuerConfig } from './app-config.js';
 export { APP_CONFIG, ConfigModule } from './config.module.js';
 export { producerOptions, revocationJobOptions } from './job-options.js';

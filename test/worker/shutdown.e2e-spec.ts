@@ -112,9 +112,8 @@ describe('SIGTERM: the worker process finishes its active jobs, then exits withi
     expect(readable.filter(Boolean)).toHaveLength(0);
   }, 45_000);
 
-  // Fails today: the issue asks for exit status 0, but Nest's enableShutdownHooks() re-raises the
-  // signal once the hooks ran (unless given { useProcessExit: true }), so the process ends killed by
-  // SIGTERM (status 143).
+  // Nest's enableShutdownHooks() re-raises the signal once the hooks ran unless given
+  // { useProcessExit: true }: the process would end killed by SIGTERM (status 143), not with 0.
   it('exits with status 0 after a clean drain', () => {
     expect(exit).toBeDefined();
     expect({ code: exit!.code, signal: exit!.signal }).toEqual({ code: 0, signal: null });
@@ -142,9 +141,8 @@ describe('SIGTERM past the grace period: the worker exits anyway and its jobs ar
     await ctx?.redis.stop();
   });
 
-  // Fails today: RevocationProcessor.drain() calls worker.close() and, once the grace is over,
-  // worker.close(true); but BullMQ's close() returns the close already in progress, so the forced
-  // close waits for the same active jobs and the process stays up until they finish.
+  // BullMQ's close() hands a second close(true) the first close's promise: a forced close after a
+  // graceful one would wait for the same active jobs. The worker must really go at the grace's end.
   it('exits within SHUTDOWN_GRACE_MS even while its jobs are still blocked', async () => {
     old = await Promise.all(
       users.map((userId) => ctx.store.createSession({ userId, ttlSeconds: 3600, issuedAt: hourAgo() })),

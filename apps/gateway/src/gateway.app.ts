@@ -15,6 +15,17 @@ import { AdminAuthService } from './admin/admin-auth.service.js';
 
 export const DASHBOARD_PATH = '/admin/queues';
 
+const isAdminPath = (path: string) => path === '/admin' || path.startsWith('/admin/');
+
+function decodedPath(url: string): string {
+  const path = url.split('?')[0]!;
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
 /** The pino logger of the gateway: JSON, redacted, including the configured webhook secret header. */
 export function gatewayLogger(config: AppConfig, stream?: DestinationStream): Logger {
   return createLogger(config.logLevel, stream, [`req.headers["${config.pingone.authHeader}"]`]);
@@ -70,7 +81,8 @@ export async function configureGateway(
     }),
   });
   fastify.addHook('onRequest', async (request, reply) => {
-    if (!request.url.startsWith('/admin')) return;
+    // The matched route, not the raw URL: /%61dmin/... routes to /admin/... too.
+    if (!isAdminPath(request.routeOptions.url ?? decodedPath(request.url))) return;
     try {
       await limit.call(fastify, request, reply);
     } catch (err) {
@@ -108,10 +120,20 @@ export async function configureGateway(
   });
   await fastify.register(async (scope) => {
     scope.addHook('onRequest', async (request, reply) => {
-      const principal = await auth.authenticate({
-        authorization: request.headers.authorization,
-        cookie: request.headers.cookie,
-      });
+      // The browser replays its Basic login on cross-site requests too: refuse a write that says it
+      // comes from another site (CSRF); clients that send no such header are not browsers.
+      const site = request.headers['sec-fetch-site'];
+      const origin = request.headers.origin;
+      const crossSite =
+        (typeof site === 'string' && site !== 'same-origin' && site !== 'none') ||
+        (typeof origin === 'string' && origin !== `${request.protocol}://${request.host}`);
+      if (request.method !== 'GET' && request.method !== 'HEAD' && crossSite) {
+        await reply
+          .status(403)
+          .send({ statusCode: 403, message: 'cross-site requests to the dashboard are refused' });
+        return;
+      }
+      const principal = await auth.authenticate(request.headers.authorization, { basic: true });
       if (principal?.scopes.includes('queues:admin')) return;
       await reply
         .status(principal ? 403 : 401)

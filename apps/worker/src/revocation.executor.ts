@@ -90,7 +90,7 @@ export class RevocationExecutor {
    * nothing twice.
    */
   private async fanOut(command: RevocationCommand, groupId: string): Promise<ExecutionResult> {
-    const users = await this.store.usersInGroup(groupId);
+    const { users } = await this.store.revokeGroup(groupId, { notBefore: command.notBefore });
     for (let i = 0; i < users.length; i += 500) {
       const children = users.slice(i, i + 500).map((userId): RevocationCommand => ({
         ...command,

@@ -76,7 +76,7 @@ export class JwtVerifier {
       throw new EventRejectedError('invalid_request', 'the token is not a well-formed JWT');
     }
     const accepted = ([] as string[]).concat(options.typ);
-    if (typ !== undefined && !accepted.includes(normaliseTyp(typ)))
+    if (typ !== undefined && (typeof typ !== 'string' || !accepted.includes(normaliseTyp(typ))))
       throw new EventRejectedError(
         'invalid_request',
         `the token's typ header is not ${accepted.join(' or ')}`,
@@ -92,6 +92,14 @@ export class JwtVerifier {
         maxTokenAge: options.maxTokenAgeSec,
         requiredClaims: options.requiredClaims,
       });
+      // Ids built from these claims must be what they claim to be: an object jti would stringify
+      // to "[object Object]" and make two logouts one.
+      for (const claim of ['jti', 'sub', 'sid'])
+        if (claim in payload && (typeof payload[claim] !== 'string' || payload[claim] === ''))
+          throw new EventRejectedError(
+            'invalid_request',
+            `the token's ${claim} claim must be a non-empty string`,
+          );
       return { payload, issuer: entry.issuer };
     } catch (err) {
       throw toRejection(err);

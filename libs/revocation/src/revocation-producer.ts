@@ -59,10 +59,19 @@ export class RevocationProducer {
         };
       }),
     );
-    await Promise.all(
-      fresh.map((c) => this.redis.set(this.dedupKey(c.id), '1', 'PX', this.options.dedupWindowMs)),
+    // Marks are set only if absent: of two deliveries of one event racing past the check above, both
+    // added the same job id (BullMQ keeps one), and the one whose mark loses is told it was a duplicate.
+    const marked = await Promise.all(
+      fresh.map((c) =>
+        options.bypassDedup
+          ? this.redis.set(this.dedupKey(c.id), '1', 'PX', this.options.dedupWindowMs)
+          : this.redis.set(this.dedupKey(c.id), '1', 'PX', this.options.dedupWindowMs, 'NX'),
+      ),
     );
-    return { enqueued: fresh, duplicates };
+    return {
+      enqueued: fresh.filter((_, i) => marked[i] === 'OK'),
+      duplicates: [...duplicates, ...fresh.filter((_, i) => marked[i] !== 'OK')],
+    };
   }
 
   private dedupKey(id: string): string {

@@ -41,6 +41,9 @@ export class KeySpace {
   group(groupId: string): string {
     return `${this.prefix}:grp:{${secretHash(groupId)}}`;
   }
+  groupNotBefore(groupId: string): string {
+    return `${this.prefix}:grp:{${secretHash(groupId)}}:nb`;
+  }
   idpIndex(idpHash: string): string {
     return `${this.prefix}:idp:{${idpHash}}:idx`;
   }

@@ -146,7 +146,7 @@ export class SessionStore {
 
     // The cross-slot indexes go first: if one of these writes fails, no session exists that a group
     // or IdP-session revocation could miss.
-    const [idpNotBefore] = await Promise.all([
+    const stamps = await Promise.all([
       idpHash
         ? (this.scripts.registerIdpSession(
             this.keys.idpIndex(idpHash),
@@ -155,8 +155,18 @@ export class SessionStore {
             expiryBound,
           ) as Promise<string>)
         : '',
-      ...groups.map((g) => this.scripts.indexGroup(this.keys.group(g), userId, expiryBound)),
+      ...groups.map(
+        (g) =>
+          this.scripts.indexGroup(
+            this.keys.group(g),
+            this.keys.groupNotBefore(g),
+            userId,
+            expiryBound,
+          ) as Promise<string>,
+      ),
     ]);
+    // The highest of the stamps kept outside the user's slot (IdP session, groups) that cover this login.
+    const outsideNotBefore = Math.max(0, ...stamps.map((nb) => Number(nb || 0)));
 
     const [iat, exp] = (await this.mapErrors(
       this.scripts.createSession(
@@ -170,7 +180,7 @@ export class SessionStore {
         issuedAt ?? '',
         idpSessionId ?? '',
         idpHash,
-        idpNotBefore,
+        outsideNotBefore || '',
         groups.length ? JSON.stringify(groups) : '',
         claims,
         handle,
@@ -230,7 +240,9 @@ export class SessionStore {
             bound,
           )
         : undefined,
-      ...groups.map((g) => this.scripts.indexGroup(this.keys.group(g), userId, bound)),
+      ...groups.map((g) =>
+        this.scripts.indexGroup(this.keys.group(g), this.keys.groupNotBefore(g), userId, bound),
+      ),
     ]);
     return { expiresAt };
   }
@@ -377,6 +389,27 @@ export class SessionStore {
     const deleted = (await this.scripts.unlinkOwned(record, tag, iat)) === 1;
     await this.redis.zrem(index, `e:${iat}:${handle}`);
     return deleted;
+  }
+
+  /**
+   * Starts a group-wide revocation: stamps the group's not-before (sessions with the group issued at
+   * or before `notBefore + clockSkewMs`, default now, can no longer be created) and returns the users
+   * holding a live session with it, each of whom must then be revoked with the same `notBefore`.
+   */
+  async revokeGroup(
+    groupId: string,
+    options: { notBefore?: number } = {},
+  ): Promise<{ users: string[]; notBefore: number }> {
+    checkId(groupId, 'groupId');
+    const cutoff =
+      options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
+    const [nb, , ...users] = (await this.scripts.revokeGroup(
+      this.keys.group(groupId),
+      this.keys.groupNotBefore(groupId),
+      cutoff,
+      this.retentionMs,
+    )) as string[];
+    return { users, notBefore: Number(nb) };
   }
 
   /** Users holding a live session with this group, for group-wide revocation. */

@@ -9,13 +9,14 @@ export interface AdminPrincipal {
   scopes: AdminScope[];
 }
 
-/** Name of the cookie the dashboard login sets (the API key, HttpOnly, scoped to /admin). */
-export const ADMIN_COOKIE = 'sr_admin';
-
 /**
- * Who is calling the admin API or the dashboard: an API key (Bearer, Basic password or the dashboard
- * cookie), compared by SHA-256 in constant time, or an OAuth 2 access token (JWT) from the configured
- * issuer. One place, used by the Nest guard and by the dashboard's Fastify hook alike.
+ * Who is calling the admin API or the dashboard: an API key, compared by SHA-256 in constant time, or
+ * an OAuth 2 access token (JWT) from the configured issuer. One place, used by the Nest guard and by
+ * the dashboard's Fastify hook alike.
+ *
+ * The API takes `Authorization: Bearer` only. HTTP Basic is for the dashboard's browser login, and a
+ * browser replays cached Basic credentials on any request to the host, cross-site ones included: were
+ * the API to take them, a page elsewhere could post a revocation with them (CSRF).
  */
 @Injectable()
 export class AdminAuthService {
@@ -31,8 +32,11 @@ export class AdminAuthService {
     return this.keys.length > 0 || this.jwt !== undefined;
   }
 
-  async authenticate(headers: { authorization?: string; cookie?: string }): Promise<AdminPrincipal | null> {
-    const presented = presentedCredential(headers);
+  async authenticate(
+    authorization: string | undefined,
+    options: { basic: boolean },
+  ): Promise<AdminPrincipal | null> {
+    const presented = presentedCredential(authorization, options.basic);
     if (!presented) return null;
     const key = this.matchKey(presented);
     if (key) return key;
@@ -58,6 +62,8 @@ export class AdminAuthService {
       });
       const raw = payload['scope'] ?? payload['scp'];
       const granted = typeof raw === 'string' ? raw.split(' ') : Array.isArray(raw) ? raw.map(String) : [];
+      // The name goes into commands and the audit trail, which take at most 256 characters.
+      if (typeof payload.sub !== 'string' || payload.sub.length > 200) return null;
       return {
         name: `jwt:${payload.sub}`,
         scopes: ADMIN_SCOPES.filter((s) => granted.includes(s)),
@@ -68,22 +74,13 @@ export class AdminAuthService {
   }
 }
 
-/** The credential in `Authorization: Bearer`, `Authorization: Basic` (the password) or the dashboard cookie. */
-function presentedCredential(headers: { authorization?: string; cookie?: string }): string | undefined {
-  const auth = headers.authorization;
-  if (auth) {
-    const m = /^(Bearer|Basic) (.+)$/i.exec(auth);
-    if (!m) return undefined;
-    if (m[1]!.toLowerCase() === 'bearer') return m[2];
-    const decoded = Buffer.from(m[2]!, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    return colon < 0 ? undefined : decoded.slice(colon + 1) || undefined;
-  }
-  const cookie = headers.cookie?.split(';').find((c) => c.trim().startsWith(`${ADMIN_COOKIE}=`));
-  if (!cookie) return undefined;
-  try {
-    return decodeURIComponent(cookie.trim().slice(ADMIN_COOKIE.length + 1)) || undefined;
-  } catch {
-    return undefined;
-  }
+/** The credential in `Authorization: Bearer`, or (dashboard only) the password of `Authorization: Basic`. */
+function presentedCredential(auth: string | undefined, basic: boolean): string | undefined {
+  const m = auth ? /^(Bearer|Basic) (.+)$/i.exec(auth) : null;
+  if (!m) return undefined;
+  if (m[1]!.toLowerCase() === 'bearer') return m[2];
+  if (!basic) return undefined;
+  const decoded = Buffer.from(m[2]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon < 0 ? undefined : decoded.slice(colon + 1) || undefined;
 }

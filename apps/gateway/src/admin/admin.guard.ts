@@ -44,10 +44,7 @@ export class AdminGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<AdminRequest>();
-    const principal = await this.auth.authenticate({
-      authorization: request.headers.authorization,
-      cookie: request.headers.cookie,
-    });
+    const principal = await this.auth.authenticate(request.headers.authorization, { basic: false });
     if (!principal) {
       await this.refuse(request, 401);
       void context

@@ -3,7 +3,9 @@
 -- KEYS[1] session record (hash)   KEYS[2] user not-before (string, epoch ms)
 -- KEYS[3] user index (zset: member -> expiresAt)   KEYS[4] user IdP-session not-before (hash)
 -- ARGV[1] user id   ARGV[2] ttl ms   ARGV[3] notAfter ms or ''   ARGV[4] issuedAt ms or '' (then Redis time)
--- ARGV[5] IdP session id or ''   ARGV[6] its hash or ''   ARGV[7] global not-before of that IdP session or ''
+-- ARGV[5] IdP session id or ''   ARGV[6] its hash or ''
+-- ARGV[7] the highest not-before of the stamps kept outside this slot that cover the session (its IdP
+--         session's, its groups'), read by the caller just before, or ''
 -- ARGV[8] groups (JSON) or ''   ARGV[9] claims (JSON) or ''   ARGV[10] handle
 -- Returns {issuedAt, expiresAt}; error 'EXPIRED' when notAfter leaves no lifetime,
 -- error 'REVOKED' when the session would be born before a not-before stamp (a racing login loses).
@@ -16,12 +18,9 @@ if ARGV[3] ~= '' then exp = math.min(exp, tonumber(ARGV[3])) end
 if exp <= now then return redis.error_reply('EXPIRED') end
 
 if iat < tonumber(redis.call('GET', KEYS[2]) or '0') then return redis.error_reply('REVOKED') end
+if ARGV[7] ~= '' and iat < tonumber(ARGV[7]) then return redis.error_reply('REVOKED') end
 local ih = ARGV[6]
-if ih ~= '' then
-  local inb = tonumber(redis.call('HGET', KEYS[4], ih) or '0')
-  local gnb = tonumber(ARGV[7] ~= '' and ARGV[7] or '0')
-  if iat < inb or iat < gnb then return redis.error_reply('REVOKED') end
-end
+if ih ~= '' and iat < tonumber(redis.call('HGET', KEYS[4], ih) or '0') then return redis.error_reply('REVOKED') end
 
 local siat = string.format('%.0f', iat)
 local sexp = string.format('%.0f', exp)

@@ -99,6 +99,7 @@ const EnvSchema = z.object({
   SSF_JWKS: z.string().optional(),
   QUARANTINE_MAX_ENTRIES: int(1).default(10_000),
   ENQUEUE_TIMEOUT_MS: int(100, 60_000).default(2000),
+  ENQUEUE_WAIT_REPLICAS: int(0, 16).default(0),
   JOB_ATTEMPTS: int(1, 100).default(8),
   JOB_BACKOFF_MS: int(1).default(500),
   COMPLETED_JOBS_MAX_AGE_SECONDS: int(1).default(3600),
@@ -162,6 +163,8 @@ export interface AppConfig {
   ssfTransmitters: JwtIssuerConfig[];
   quarantineMaxEntries: number;
   enqueueTimeoutMs: number;
+  /** Replicas that must have a delivery's writes (Redis WAIT) before it is acknowledged. */
+  enqueueWaitReplicas: number;
   jobs: { attempts: number; backoffMs: number; completedMaxAgeSec: number; completedMaxCount: number };
   worker: {
     concurrency: number;
@@ -329,6 +332,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ssfTransmitters: [...(ssf ? [ssf] : []), ...file.ssfTransmitters],
     quarantineMaxEntries: e.QUARANTINE_MAX_ENTRIES,
     enqueueTimeoutMs: e.ENQUEUE_TIMEOUT_MS,
+    enqueueWaitReplicas: e.ENQUEUE_WAIT_REPLICAS,
     jobs: {
       attempts: e.JOB_ATTEMPTS,
       backoffMs: e.JOB_BACKOFF_MS,

@@ -29,3 +29,28 @@ export async function assertQueueRedisPolicy(
   }
   return policy;
 }
+
+const slotCache = new Map<string, number>();
+
+/**
+ * Redis WAIT on the node that holds `key` (on a cluster, its slot's master): resolves with the number
+ * of replicas that acknowledged this connection's writes so far.
+ */
+export async function waitForReplicas(
+  redis: Redis | Cluster,
+  key: string,
+  replicas: number,
+  timeoutMs: number,
+): Promise<number> {
+  let node: Redis = redis as Redis;
+  if ('nodes' in redis) {
+    const cluster = redis as Cluster;
+    let slot = slotCache.get(key);
+    if (slot === undefined) slotCache.set(key, (slot = Number(await cluster.cluster('KEYSLOT', key))));
+    const owner = cluster.slots[slot]?.[0];
+    node =
+      cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner) ??
+      cluster.nodes('master')[0]!;
+  }
+  return Number(await node.call('WAIT', String(replicas), String(timeoutMs)));
+}

@@ -8,6 +8,7 @@ import {
   REVOCATION_PRIORITY_QUEUE,
   REVOCATION_QUEUE,
   RevocationProducer,
+  waitForReplicas,
   type EnqueueResult,
   type RevocationCommand,
 } from '#revocation';
@@ -39,13 +40,26 @@ export class IngestService {
   constructor(
     @InjectQueue(REVOCATION_QUEUE) queue: Queue,
     @InjectQueue(REVOCATION_PRIORITY_QUEUE) urgentQueue: Queue,
-    @Inject(QUEUE_REDIS) redis: Redis,
+    @Inject(QUEUE_REDIS) private readonly redis: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly quarantine: QuarantineService,
     private readonly metrics: RevokerMetrics,
   ) {
     this.producer = new RevocationProducer(queue, redis, producerOptions(config));
     this.urgentProducer = new RevocationProducer(urgentQueue, redis, producerOptions(config));
+  }
+
+  /**
+   * With ENQUEUE_WAIT_REPLICAS, a delivery is acknowledged only once that many replicas have it
+   * (Redis replication is asynchronous: a master that fails over right after a write loses it).
+   */
+  private async waitForReplicas(): Promise<void> {
+    const wanted = this.config.enqueueWaitReplicas;
+    if (wanted === 0) return;
+    // Half the delivery's deadline: WAIT's own answer, not the deadline, should decide.
+    const timeout = Math.floor(this.config.enqueueTimeoutMs / 2);
+    const got = await waitForReplicas(this.redis, `${this.config.redis.queuePrefix}:wait`, wanted, timeout);
+    if (got < wanted) throw new Error(`only ${got} of ${wanted} replicas acknowledged the delivery`);
   }
 
   /** Counts an event by source, type and outcome (enqueued, duplicate, ignored, quarantined, rejected, unavailable). */
@@ -67,7 +81,10 @@ export class IngestService {
         Promise.all([
           (options.urgent ? this.urgentProducer : this.producer).enqueue(commands, options),
           this.quarantine.add(quarantined, options.receivedAt ?? Date.now()),
-        ]),
+        ]).then(async (stored) => {
+          await this.waitForReplicas();
+          return stored;
+        }),
         deadline,
       ]);
       for (const c of result.enqueued) this.count(c.source, c.eventType, 'enqueued');

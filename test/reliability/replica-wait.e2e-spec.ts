@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import request from 'supertest';
+import { startGateway, type TestGateway } from '../support/gateway.js';
+import { freePorts, startRedisServer, uniquePrefix, waitFor, type RedisProcess } from '../support/redis.js';
+
+const SECRET = 'replica-wait-secret';
+const event = (id: string) =>
+  JSON.stringify({
+    id,
+    recordedAt: new Date().toISOString(),
+    action: { type: 'USER.DELETED' },
+    resources: [{ type: 'USER', id: `user-${id}` }],
+    result: { status: 'SUCCESS' },
+  });
+
+/** ENQUEUE_WAIT_REPLICAS: a delivery is acknowledged only once a replica has it (Redis WAIT). */
+describe('acknowledging only what a replica holds', () => {
+  let primary: RedisProcess;
+  let replica: RedisProcess;
+  let dir: string;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sr-wait-'));
+    const [p, r] = await freePorts(2);
+    primary = await startRedisServer(p!, dir, [
+      '--dbfilename',
+      'primary.rdb',
+      '--repl-diskless-sync-delay',
+      '0',
+    ]);
+    replica = await startRedisServer(r!, dir, [
+      '--replicaof',
+      '127.0.0.1',
+      String(p),
+      '--dbfilename',
+      'replica.rdb',
+    ]);
+    const probe = new Redis({ port: p });
+    await waitFor(
+      async () => (await probe.info('replication')).includes('state=online'),
+      'the replica to attach',
+    );
+    probe.disconnect();
+    gw = await startGateway({
+      REDIS_URL: `redis://127.0.0.1:${p}`,
+      QUEUE_PREFIX: `{${uniquePrefix('wait')}}`,
+      PINGONE_WEBHOOK_SECRET: SECRET,
+      ENQUEUE_WAIT_REPLICAS: '1',
+      ENQUEUE_TIMEOUT_MS: '1000',
+    });
+  }, 30_000);
+  afterAll(async () => {
+    await gw?.close();
+    for (const s of [primary, replica]) if (s?.process.exitCode === null) s.process.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const post = (body: string) =>
+    request(gw.app.getHttpServer())
+      .post('/webhooks/pingone')
+      .set('Authorization', `Bearer ${SECRET}`)
+      .set('Content-Type', 'application/json')
+      .send(body);
+
+  it('answers 200 once the replica has the delivery, and 503 when no replica can confirm it', async () => {
+    const ok = await post(event('w1'));
+    expect(ok.status).toBe(200);
+    expect(ok.body.enqueued).toBe(1);
+    const onReplica = new Redis({ port: replica.port });
+    expect(
+      await onReplica.exists(
+        `${gw.config.redis.queuePrefix}:revocations:${ok.body.enqueued && (await gw.commands())[0]!.id}`,
+      ),
+    ).toBe(1);
+    onReplica.disconnect();
+
+    replica.process.kill('SIGKILL');
+    const refused = await post(event('w2'));
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toMatch(/^\d+$/);
+  });
+});

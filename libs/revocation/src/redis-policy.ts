@@ -31,17 +31,20 @@ export async function assertQueueRedisPolicy(
 }
 
 const slotCache = new Map<string, number>();
+const replicaCount = new Map<Redis, { count: number; at: number }>();
 
 /**
- * Redis WAIT on the node that holds `key` (on a cluster, its slot's master): resolves with the number
- * of replicas that acknowledged this connection's writes so far.
+ * Redis WAIT on the node that holds `key` (on a cluster, its slot's master), for at most `replicas`
+ * replicas and never more than the node has (read from INFO, cached a second): a master whose replica
+ * died has nothing to wait for, and a failover cannot happen without one. Resolves with
+ * { wanted, acknowledged }.
  */
 export async function waitForReplicas(
   redis: Redis | Cluster,
   key: string,
   replicas: number,
   timeoutMs: number,
-): Promise<number> {
+): Promise<{ wanted: number; acknowledged: number }> {
   let node: Redis = redis as Redis;
   if ('nodes' in redis) {
     const cluster = redis as Cluster;
@@ -52,5 +55,13 @@ export async function waitForReplicas(
       cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner) ??
       cluster.nodes('master')[0]!;
   }
-  return Number(await node.call('WAIT', String(replicas), String(timeoutMs)));
+  let known = replicaCount.get(node);
+  if (!known || Date.now() - known.at > 1000) {
+    const info = await node.info('replication');
+    known = { count: Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0), at: Date.now() };
+    replicaCount.set(node, known);
+  }
+  const wanted = Math.min(replicas, known.count);
+  if (wanted === 0) return { wanted, acknowledged: 0 };
+  return { wanted, acknowledged: Number(await node.call('WAIT', String(wanted), String(timeoutMs))) };
 }

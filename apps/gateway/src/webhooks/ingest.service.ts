@@ -50,16 +50,23 @@ export class IngestService {
   }
 
   /**
-   * With ENQUEUE_WAIT_REPLICAS, a delivery is acknowledged only once that many replicas have it
-   * (Redis replication is asynchronous: a master that fails over right after a write loses it).
+   * With ENQUEUE_WAIT_REPLICAS, a delivery is acknowledged only once that many of the queue master's
+   * replicas (as many as it has, up to that) hold it: Redis replication is asynchronous, and a master
+   * that fails over right after a write loses it.
    */
   private async waitForReplicas(): Promise<void> {
     const wanted = this.config.enqueueWaitReplicas;
     if (wanted === 0) return;
     // Half the delivery's deadline: WAIT's own answer, not the deadline, should decide.
     const timeout = Math.floor(this.config.enqueueTimeoutMs / 2);
-    const got = await waitForReplicas(this.redis, `${this.config.redis.queuePrefix}:wait`, wanted, timeout);
-    if (got < wanted) throw new Error(`only ${got} of ${wanted} replicas acknowledged the delivery`);
+    const { wanted: present, acknowledged } = await waitForReplicas(
+      this.redis,
+      `${this.config.redis.queuePrefix}:wait`,
+      wanted,
+      timeout,
+    );
+    if (acknowledged < present)
+      throw new Error(`only ${acknowledged} of ${present} replicas acknowledged the delivery`);
   }
 
   /** Counts an event by source, type and outcome (enqueued, duplicate, ignored, quarantined, rejected, unavailable). */

@@ -51,10 +51,30 @@ export function parsePingOneBody(
     result.quarantined.push({ raw: parsed.text ?? bodyAsText(body), reason: parsed.reason });
     return result;
   }
-  const events = findEvents(parsed.value);
+  try {
+    return parseEvents(parsed.value, parsed.text, options, result);
+  } catch (err) {
+    // JSON.parse copes with any depth, but walking or re-serialising 100,000 levels overflows the stack.
+    if (!(err instanceof RangeError)) throw err;
+    return {
+      received: 1,
+      commands: [],
+      ignored: [],
+      quarantined: [{ raw: parsed.text, reason: 'body is nested too deeply' }],
+    };
+  }
+}
+
+function parseEvents(
+  value: unknown,
+  text: string,
+  options: PingOneParseOptions,
+  result: PingOneParseResult,
+): PingOneParseResult {
+  const events = findEvents(value);
   if (!events) {
     result.received = 1;
-    result.quarantined.push({ raw: parsed.text, reason: 'no PingOne events found in the body' });
+    result.quarantined.push({ raw: text, reason: 'no PingOne events found in the body' });
     return result;
   }
   result.received = events.length;

@@ -15,7 +15,12 @@ export function parseJsonBytes(body: Buffer | string | undefined): JsonParseResu
   const text = typeof bytes === 'string' ? bytes : bytes.toString('utf8');
   if (text.trim() === '') return { ok: false, reason: 'body is empty', text };
   try {
-    const value: unknown = JSON.parse(text, (key, v: unknown) => (FORBIDDEN_KEYS.has(key) ? undefined : v));
+    // The reviver costs more than the parse itself: only run it when a forbidden key could be there
+    // (its name, or a \u escape that could spell it).
+    const suspicious = /__proto__|constructor|prototype|\\u/.test(text);
+    const value: unknown = suspicious
+      ? JSON.parse(text, (key, v: unknown) => (FORBIDDEN_KEYS.has(key) ? undefined : v))
+      : JSON.parse(text);
     return { ok: true, value, text };
   } catch (err) {
     return {

@@ -49,16 +49,14 @@ export class RevocationProducer {
     // A deliberate replay is a new command: a new id (so it runs even while the first job is kept,
     // and a group's fan-out derives new member ids from it rather than being deduplicated away).
     const replaySuffix = options.bypassDedup ? `-r${Date.now().toString(36)}` : '';
-    await this.queue.addBulk(
-      fresh.map((command) => {
-        const id = `${command.id}${replaySuffix}`;
-        return {
-          name: REVOKE_JOB,
-          data: { ...command, id },
-          opts: { ...this.options.jobOptions, jobId: id },
-        };
-      }),
-    );
+    const jobs = fresh.map((command) => {
+      const id = `${command.id}${replaySuffix}`;
+      return { name: REVOKE_JOB, data: { ...command, id }, opts: { ...this.options.jobOptions, jobId: id } };
+    });
+    // One job (the common PingOne delivery) goes through add: addBulk builds an ioredis pipeline, and
+    // each new pipeline copies all of BullMQ's scripts onto itself (about half the enqueue's CPU).
+    if (jobs.length === 1) await this.queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+    else await this.queue.addBulk(jobs);
     // Marks are set only if absent: of two deliveries of one event racing past the check above, both
     // added the same job id (BullMQ keeps one), and the one whose mark loses is told it was a duplicate.
     const marked = await Promise.all(

@@ -1,0 +1,601 @@
+// Benchmark of the gateway's PingOne webhook ingest against a bare Fastify route that only does queue.add,
+// both on the same throw-away redis-server (never the shared one on 6379). Run with `npm run bench:ingest`.
+//
+// Three child processes: redis-server, the real gateway (dist/apps/gateway/src/main.js) and the bare
+// baseline (dist/bench/bare-queue-server.js). The load generator runs here, so it never shares an event
+// loop with a server (it does share the machine's cores: the CPU columns say who used what).
+//
+// Env knobs for a quicker trial: BENCH_SECONDS (length of each measured run, default 10),
+// BENCH_CONNECTIONS (connections of the max-throughput runs, default 50).
+import autocannon from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
+import { createServer } from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
+const WARMUP_SECONDS = 3;
+const MAX_CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 50);
+const RATE_CONNECTIONS = 10;
+const TARGET_EVENTS_PER_SECOND = 5_000;
+const BODY_SIZES = [1, 100] as const;
+const SECRET = 'bench-webhook-secret-0123456789';
+const GATEWAY_PREFIX = '{gw}';
+const BARE_PREFIX = '{bare}';
+const QUEUE = 'revocations';
+/** Linux reports process CPU time in USER_HZ ticks, 100 per second on every mainstream kernel. */
+const CLOCK_TICKS = 100;
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+// ---------------------------------------------------------------- child processes
+
+interface Child {
+  name: string;
+  pid: number;
+  port: number;
+  child: ChildProcess;
+  /** The last lines it printed, for the error message when it dies. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/** A port nobody listens on now: the OS picks it, we release it and hand it to the child. */
+function sparePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Spawns a child that is killed when this process exits, however it exits; its output is kept, not shown. */
+function spawnChild(
+  name: string,
+  port: number,
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+  cleanup?: () => void,
+): Child {
+  const child = spawn(command, args, {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let tail = '';
+  const keep = (chunk: Buffer) => {
+    tail = (tail + chunk.toString()).slice(-4000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  const stop = async () => {
+    process.off('exit', killOnExit);
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    cleanup?.();
+  };
+  return { name, pid: child.pid ?? -1, port, child, log: () => tail, stop };
+}
+
+/** Resolves once `ready()` does; rejects when the child exits first or 15 s pass. */
+async function waitFor(child: Child, ready: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    if (child.child.exitCode !== null || child.child.signalCode !== null)
+      throw new Error(
+        `${child.name} exited (${child.child.exitCode ?? child.child.signalCode})\n${child.log()}`,
+      );
+    if (await ready().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${child.name} not ready after 15 s\n${child.log()}`);
+}
+
+const httpOk = (port: number, path: string) => async () =>
+  (await fetch(`http://127.0.0.1:${port}${path}`)).status === 200;
+
+async function startRedis(): Promise<Child> {
+  const port = await sparePort();
+  if (port === 6379) throw new Error('refusing to use the shared Redis port 6379');
+  const dir = mkdtempSync(join(tmpdir(), 'bench-ingest-redis-'));
+  const args = ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'];
+  const child = spawnChild('redis-server', port, 'redis-server', [...args, '--dir', dir], {}, () =>
+    rmSync(dir, { recursive: true, force: true }),
+  );
+  await waitFor(child, async () => child.log().includes('Ready to accept connections'));
+  return child;
+}
+
+async function startGateway(redisPort: number): Promise<Child> {
+  const port = await sparePort();
+  const child = spawnChild('gateway', port, process.execPath, ['dist/apps/gateway/src/main.js'], {
+    PORT: String(port),
+    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    PINGONE_WEBHOOK_SECRET: SECRET,
+    QUEUE_PREFIX: GATEWAY_PREFIX,
+    // Ingest alone, like the bare route: an embedded worker would drain the queue in the same process.
+    EMBEDDED_WORKER: 'false',
+    SESSION_TAG_SECRET: 'bench-session-tag-secret-0123456789',
+  });
+  await waitFor(child, httpOk(port, '/health/live'));
+  return child;
+}
+
+async function startBare(redisPort: number): Promise<Child> {
+  const port = await sparePort();
+  const child = spawnChild('bare', port, process.execPath, ['dist/bench/bare-queue-server.js'], {
+    PORT: String(port),
+    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    QUEUE_PREFIX: BARE_PREFIX,
+  });
+  await waitFor(child, httpOk(port, '/health'));
+  return child;
+}
+
+/** Seconds of CPU (user + system) a process has used so far, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Seconds of CPU the whole machine has spent busy (all cores, everything but idle and iowait), from /proc/stat. */
+function machineBusySeconds(): number {
+  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = ticks.map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) / CLOCK_TICKS;
+}
+
+// ---------------------------------------------------------------- bodies
+
+const ID_WIDTH = 36;
+const RUN_TAG = Date.now().toString(36);
+let eventSeq = 0;
+/** `bench-<run>-<counter>`, always ID_WIDTH characters. */
+const nextEventId = () => {
+  const head = `bench-${RUN_TAG}-`;
+  return head + (++eventSeq).toString(16).padStart(ID_WIDTH - head.length, '0');
+};
+
+/**
+ * PingOne ACTIVITY bodies of n MEMBER_OF_GROUP.CREATED events (the fixture's event), each with an id
+ * no earlier body used, so dedup never turns a delivery into a no-op. Built from one template buffer
+ * whose fixed-width ids are overwritten in place: a body costs a copy, not a JSON.stringify.
+ */
+function bodyFactory(events: number): () => Buffer {
+  const fixture = JSON.parse(
+    readFileSync(join(root, 'test/fixtures/pingone/member-of-group-created.json'), 'utf8'),
+  ) as Record<string, unknown>;
+  const placeholder = '#'.repeat(ID_WIDTH);
+  const event = JSON.stringify({ ...fixture, id: placeholder, recordedAt: new Date().toISOString() });
+  const text = events === 1 ? event : `[${Array.from({ length: events }, () => event).join(',')}]`;
+  const template = Buffer.from(text, 'utf8');
+  const offsets: number[] = [];
+  for (let at = template.indexOf(placeholder); at >= 0; at = template.indexOf(placeholder, at + ID_WIDTH))
+    offsets.push(at);
+  if (offsets.length !== events)
+    throw new Error(`expected ${events} id placeholders, found ${offsets.length}`);
+  return () => {
+    const body = Buffer.from(template);
+    for (const at of offsets) body.write(nextEventId(), at, 'latin1');
+    return body;
+  };
+}
+
+// ---------------------------------------------------------------- load
+
+interface Target {
+  server: Child;
+  label: string;
+  path: string;
+  headers: Record<string, string>;
+  /** Redis key of the queue's wait list, to check every acknowledged event is really there. */
+  waitKey: string;
+}
+
+interface RunResult {
+  target: string;
+  events: number;
+  mode: string;
+  seconds: number;
+  ok: number;
+  failed: number;
+  latencies: Float64Array;
+  queued: number;
+  /** Cores used over the run by the server under test, Redis, this process, and everything else. */
+  cpu: { server: number; redis: number; loadgen: number; others: number };
+  /** CPU time the server and Redis spent per queued event (a cost that contention barely changes). */
+  usPerEvent: { server: number; redis: number };
+}
+
+const reqPerSec = (r: RunResult) => r.ok / r.seconds;
+const eventsPerSec = (r: RunResult) => (r.ok * r.events) / r.seconds;
+
+/** Nearest-rank percentile of sorted samples. */
+function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+/** Collects float samples without knowing their number in advance. */
+class Samples {
+  private data = new Float64Array(1 << 16);
+  private n = 0;
+  push(v: number): void {
+    if (this.n === this.data.length) {
+      const bigger = new Float64Array(this.data.length * 2);
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    this.data[this.n++] = v;
+  }
+  sorted(): Float64Array {
+    return this.data.slice(0, this.n).sort();
+  }
+}
+
+interface Measured {
+  seconds: number;
+  ok: number;
+  failed: number;
+  latencies: Float64Array;
+}
+
+/**
+ * Runs `load` and reports it with the CPU each process used meanwhile and the number of jobs that
+ * reached the queue's wait list; then empties the bench Redis.
+ */
+async function measure(
+  t: Target,
+  redis: Redis,
+  redisServer: Child,
+  events: number,
+  mode: string,
+  load: () => Promise<Measured>,
+): Promise<RunResult> {
+  await redis.flushall();
+  const before = {
+    server: cpuSeconds(t.server.pid),
+    redis: cpuSeconds(redisServer.pid),
+    self: process.cpuUsage(),
+    machine: machineBusySeconds(),
+    at: performance.now(),
+  };
+  const m = await load();
+  const self = process.cpuUsage(before.self);
+  const wall = (performance.now() - before.at) / 1000;
+  const server = (cpuSeconds(t.server.pid) - before.server) / wall;
+  const redisCpu = (cpuSeconds(redisServer.pid) - before.redis) / wall;
+  const loadgen = (self.user + self.system) / 1e6 / wall;
+  const machine = (machineBusySeconds() - before.machine) / wall;
+  const cpu = {
+    server,
+    redis: redisCpu,
+    loadgen,
+    others: Math.max(0, machine - server - redisCpu - loadgen),
+  };
+  const queued = await redis.llen(t.waitKey);
+  await redis.flushall();
+  const usPerEvent = { server: (server * wall * 1e6) / queued, redis: (redisCpu * wall * 1e6) / queued };
+  const result: RunResult = { target: t.label, events, mode, ...m, queued, cpu, usPerEvent };
+  const missing = m.ok * events - queued;
+  if (missing > 0) throw new Error(`${t.label} ${mode}: ${missing} acknowledged events are not on the queue`);
+  console.log(`  ${summary(result)}`);
+  return result;
+}
+
+/** autocannon, closed loop (each connection sends its next request when the last one is answered). */
+function cannon(
+  t: Target,
+  makeBody: () => Buffer,
+  opts: { connections: number; seconds: number; overallRate?: number },
+): Promise<Measured> {
+  return new Promise((resolve, reject) => {
+    const latencies = new Samples();
+    const started = performance.now();
+    const instance = autocannon(
+      {
+        url: `http://127.0.0.1:${t.server.port}`,
+        connections: opts.connections,
+        duration: opts.seconds,
+        // With a rate, its coordinated-omission correction assumes a 1 ms interval whatever the rate
+        // (Math.ceil(1 / rate)), inventing samples; we keep raw ones (and measure paced runs ourselves).
+        ...(opts.overallRate ? { overallRate: opts.overallRate, ignoreCoordinatedOmission: true } : {}),
+        requests: [
+          {
+            method: 'POST',
+            path: t.path,
+            headers: t.headers,
+            setupRequest: (req) => ({ ...req, body: makeBody() }),
+          },
+        ],
+      },
+      (err: unknown, result: autocannon.Result) => {
+        if (err) return reject(err instanceof Error ? err : new Error(String(err)));
+        const seconds = Math.min(result.duration, (performance.now() - started) / 1000);
+        resolve({
+          seconds,
+          ok: result['2xx'],
+          failed: result.non2xx + result.errors,
+          latencies: latencies.sorted(),
+        });
+      },
+    );
+    instance.on('response', (_client, status, _bytes, ms) => {
+      if (status >= 200 && status < 300) latencies.push(ms);
+    });
+  });
+}
+
+/**
+ * Open loop at a steady rate: request i is due at start + i/rate whatever happened to earlier ones, and
+ * its latency counts from when it was due (so a stalled server is not excused by sending less).
+ */
+function paced(t: Target, makeBody: () => Buffer, rate: number, seconds: number): Promise<Measured> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  const total = Math.round(rate * seconds);
+  const interval = 1000 / rate;
+  const latencies = new Samples();
+  let sent = 0;
+  let ok = 0;
+  let failed = 0;
+  return new Promise((resolve) => {
+    const start = performance.now() + 5;
+    let lastAnswer = start;
+    const finish = () => {
+      if (ok + failed < total) return;
+      clearInterval(timer);
+      agent.destroy();
+      resolve({ seconds: (lastAnswer - start) / 1000, ok, failed, latencies: latencies.sorted() });
+    };
+    const send = (due: number) => {
+      const body = makeBody();
+      const req = httpRequest(
+        {
+          agent,
+          host: '127.0.0.1',
+          port: t.server.port,
+          method: 'POST',
+          path: t.path,
+          headers: { ...t.headers, 'content-length': String(body.length) },
+          timeout: 30_000,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            lastAnswer = performance.now();
+            if (res.statusCode === 200) {
+              ok++;
+              latencies.push(lastAnswer - due);
+            } else failed++;
+            finish();
+          });
+        },
+      );
+      req.on('error', () => {
+        failed++;
+        finish();
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.end(body);
+    };
+    const timer = setInterval(() => {
+      const now = performance.now();
+      while (sent < total && start + sent * interval <= now) send(start + sent++ * interval);
+    }, 1);
+  });
+}
+
+// ---------------------------------------------------------------- report
+
+const ms = (v: number) =>
+  Number.isNaN(v) ? '-' : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0);
+const int = (v: number) => Math.round(v).toLocaleString('en-US');
+const pct = (v: number) => `${Math.round(v * 100)}%`;
+
+function summary(r: RunResult): string {
+  return (
+    `${r.target} ${r.events}-event ${r.mode}: ${int(reqPerSec(r))} req/s, ${int(eventsPerSec(r))} events/s, ` +
+    `p50 ${ms(percentile(r.latencies, 0.5))} ms, p99 ${ms(percentile(r.latencies, 0.99))} ms` +
+    (r.failed ? `, ${r.failed} failed` : '')
+  );
+}
+
+function row(r: RunResult): string[] {
+  return [
+    r.target,
+    String(r.events),
+    r.mode,
+    int(reqPerSec(r)),
+    int(eventsPerSec(r)),
+    ms(percentile(r.latencies, 0.5)),
+    ms(percentile(r.latencies, 0.99)),
+    int(r.failed),
+    int(r.queued),
+    `${r.usPerEvent.server.toFixed(0)} / ${r.usPerEvent.redis.toFixed(0)}`,
+    `${pct(r.cpu.server)} / ${pct(r.cpu.redis)} / ${pct(r.cpu.loadgen)} / ${pct(r.cpu.others)}`,
+  ];
+}
+
+const HEADER = [
+  'server',
+  'events/body',
+  'load',
+  'req/s',
+  'events/s',
+  'p50 ms',
+  'p99 ms',
+  'non-2xx',
+  'jobs queued',
+  'CPU µs/event server / redis',
+  'CPU server / redis / loadgen / others',
+];
+
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+}
+
+/** A Markdown table: the first `textColumns` columns left-aligned, the rest (figures) right-aligned. */
+function printMarkdown(header: string[], rows: string[][], textColumns: number): void {
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map((_, i) => (i < textColumns ? ' --- ' : ' ---: ')).join('|')}|`);
+  for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+}
+
+function report(results: RunResult[]): void {
+  const find = (target: string, events: number, mode: string) =>
+    results.find((r) => r.target === target && r.events === events && r.mode === mode);
+  const rows = results.map(row);
+  console.log(
+    '\nResults (latencies in ms; CPU in cores over the run, 100% = one core; others = the rest of the machine):\n',
+  );
+  printTable(HEADER, rows);
+  const ratioRows: string[][] = [];
+  for (const mode of [...new Set(results.map((r) => r.mode))]) {
+    for (const events of BODY_SIZES) {
+      const g = find('gateway', events, mode);
+      const b = find('bare', events, mode);
+      if (!g || !b) continue;
+      ratioRows.push([
+        String(events),
+        mode,
+        (eventsPerSec(g) / eventsPerSec(b)).toFixed(2),
+        (percentile(g.latencies, 0.5) / percentile(b.latencies, 0.5)).toFixed(2),
+        (percentile(g.latencies, 0.99) / percentile(b.latencies, 0.99)).toFixed(2),
+        (g.usPerEvent.server / b.usPerEvent.server).toFixed(2),
+      ]);
+    }
+  }
+  const ratioHeader = [
+    'events/body',
+    'load',
+    'events/s gateway/bare',
+    'p50 gateway/bare',
+    'p99 gateway/bare',
+    'server CPU/event gateway/bare',
+  ];
+  console.log('\nGateway / bare:\n');
+  printTable(ratioHeader, ratioRows);
+  console.log('\nMarkdown:\n');
+  printMarkdown(HEADER, rows, 3);
+  console.log('');
+  printMarkdown(ratioHeader, ratioRows, 2);
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const children: Child[] = [];
+  let redis: Redis | undefined;
+  const stopAll = async () => {
+    redis?.disconnect();
+    // Servers first, Redis last, so neither logs a lost connection as an error mid-shutdown.
+    for (const c of [...children].reverse()) await c.stop();
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => void stopAll().finally(() => process.exit(130)));
+  try {
+    const redisServer = await startRedis();
+    children.push(redisServer);
+    redis = new Redis({ host: '127.0.0.1', port: redisServer.port, maxRetriesPerRequest: 1 });
+    const gateway = await startGateway(redisServer.port);
+    children.push(gateway);
+    const bare = await startBare(redisServer.port);
+    children.push(bare);
+    const version = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1];
+    console.log(
+      `bench:ingest  redis-server ${version} on 127.0.0.1:${redisServer.port} (own, throw-away)  ` +
+        `gateway :${gateway.port}  bare :${bare.port}  node ${process.version}  ${availableParallelism()} CPUs`,
+    );
+    const json = { 'content-type': 'application/json' };
+    const targets: Target[] = [
+      {
+        server: gateway,
+        label: 'gateway',
+        path: '/webhooks/pingone',
+        headers: { ...json, authorization: `Bearer ${SECRET}` },
+        waitKey: `${GATEWAY_PREFIX}:${QUEUE}:wait`,
+      },
+      {
+        server: bare,
+        label: 'bare',
+        path: '/enqueue',
+        headers: json,
+        waitKey: `${BARE_PREFIX}:${QUEUE}:wait`,
+      },
+    ];
+    const bodies = new Map(BODY_SIZES.map((n) => [n, bodyFactory(n)]));
+    const results: RunResult[] = [];
+    const run = (t: Target, events: number, mode: string, load: () => Promise<Measured>) =>
+      measure(t, redis!, redisServer, events, mode, load).then((r) => void results.push(r));
+
+    console.log(`\nmax throughput: autocannon, ${MAX_CONNECTIONS} connections, ${SECONDS} s each`);
+    for (const events of BODY_SIZES) {
+      for (const t of targets) {
+        const makeBody = bodies.get(events)!;
+        await cannon(t, makeBody, { connections: MAX_CONNECTIONS, seconds: WARMUP_SECONDS }); // JIT warm-up
+        await run(t, events, 'max', () =>
+          cannon(t, makeBody, { connections: MAX_CONNECTIONS, seconds: SECONDS }),
+        );
+      }
+    }
+
+    console.log(
+      `\n${int(TARGET_EVENTS_PER_SECOND)} events/s, autocannon overallRate, ${RATE_CONNECTIONS} connections ` +
+        `(each sends its share of a second back to back, then waits for the next second)`,
+    );
+    for (const events of BODY_SIZES) {
+      for (const t of targets) {
+        await run(t, events, '5k ev/s burst', () =>
+          cannon(t, bodies.get(events)!, {
+            connections: RATE_CONNECTIONS,
+            seconds: SECONDS,
+            overallRate: TARGET_EVENTS_PER_SECOND / events,
+          }),
+        );
+      }
+    }
+
+    console.log(`\n${int(TARGET_EVENTS_PER_SECOND)} events/s, paced open loop (evenly spaced requests)`);
+    for (const events of BODY_SIZES) {
+      for (const t of targets) {
+        await run(t, events, '5k ev/s paced', () =>
+          paced(t, bodies.get(events)!, TARGET_EVENTS_PER_SECOND / events, SECONDS),
+        );
+      }
+    }
+
+    report(results);
+    console.log(`\nfinished in ${Math.round((performance.now() - started) / 1000)} s`);
+  } finally {
+    await stopAll();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -22,6 +22,28 @@ function sendTemporaryFailure(reply: FastifyReply): void {
     .header('Cache-Control', 'no-store');
 }
 
+/** Token-age and skew limits of every JWT source, from config (the dedup window bounds the age). */
+const verifyOptions = (config: AppConfig, receivedAt: number) => ({
+  clockToleranceSec: config.jwtClockToleranceSec,
+  maxTokenAgeSec: config.dedupWindowMs / 1000,
+  receivedAt,
+});
+
+/**
+ * What a JWT delivery's failure means for the sender: Redis could not store it (rethrown: the 503
+ * filter answers), the issuer's keys are unreachable (503, retry), or the delivery is refused (400).
+ */
+function classify(
+  err: unknown,
+  fallback: string,
+): { temporary: TemporaryFailureError } | { rejected: EventRejectedError } {
+  if (err instanceof RedisUnavailableException) throw err;
+  if (err instanceof TemporaryFailureError) return { temporary: err };
+  return {
+    rejected: err instanceof EventRejectedError ? err : new EventRejectedError('invalid_request', fallback),
+  };
+}
+
 /** OpenID Connect Back-Channel Logout 1.0 receiver (PingFederate 11.3+, PingAM, any OP). */
 @Controller('webhooks/oidc/backchannel-logout')
 export class BackchannelLogoutController {
@@ -48,25 +70,18 @@ export class BackchannelLogoutController {
       if (mediaType(contentType) !== 'application/x-www-form-urlencoded')
         throw new EventRejectedError('invalid_request', 'the body must be application/x-www-form-urlencoded');
       const token = new URLSearchParams(bodyText(body)).get('logout_token') ?? undefined;
-      const command = await parseLogoutToken(token, this.verifier, {
-        clockToleranceSec: this.config.jwtClockToleranceSec,
-        maxTokenAgeSec: this.config.dedupWindowMs / 1000,
-        receivedAt,
-      });
+      const command = await parseLogoutToken(token, this.verifier, verifyOptions(this.config, receivedAt));
       await this.ingest.accept([command], [], { receivedAt });
       return undefined;
     } catch (err) {
-      if (err instanceof RedisUnavailableException) throw err;
-      if (err instanceof TemporaryFailureError) {
+      const failure = classify(err, 'invalid logout token');
+      if ('temporary' in failure) {
         sendTemporaryFailure(reply);
-        return { error: 'temporarily_unavailable', error_description: err.message };
+        return { error: 'temporarily_unavailable', error_description: failure.temporary.message };
       }
-      const rejected =
-        err instanceof EventRejectedError
-          ? err
-          : new EventRejectedError('invalid_request', 'invalid logout token');
+      this.ingest.count('oidc_bcl', 'backchannel-logout', 'rejected');
       void reply.status(400);
-      return { error: 'invalid_request', error_description: rejected.description };
+      return { error: 'invalid_request', error_description: failure.rejected.description };
     }
   }
 }
@@ -95,25 +110,24 @@ export class SsfController {
     try {
       if (mediaType(contentType) !== 'application/secevent+jwt')
         throw new EventRejectedError('invalid_request', 'the body must be application/secevent+jwt');
-      const { commands, ignored } = await parseSecurityEventToken(bodyText(body), this.verifier, {
-        clockToleranceSec: this.config.jwtClockToleranceSec,
-        maxTokenAgeSec: this.config.dedupWindowMs / 1000,
-        receivedAt,
-      });
+      const { commands, ignored } = await parseSecurityEventToken(
+        bodyText(body),
+        this.verifier,
+        verifyOptions(this.config, receivedAt),
+      );
       for (const type of ignored) this.ingest.count('ssf', type, 'ignored');
       await this.ingest.accept(commands, [], { receivedAt });
       return undefined;
     } catch (err) {
-      if (err instanceof RedisUnavailableException) throw err;
+      const failure = classify(err, 'invalid SET');
       void reply.header('Content-Language', 'en');
-      if (err instanceof TemporaryFailureError) {
+      if ('temporary' in failure) {
         sendTemporaryFailure(reply);
-        return { err: 'invalid_key', description: err.message };
+        return { err: 'invalid_key', description: failure.temporary.message };
       }
-      const rejected =
-        err instanceof EventRejectedError ? err : new EventRejectedError('invalid_request', 'invalid SET');
+      this.ingest.count('ssf', 'unknown', 'rejected');
       void reply.status(400);
-      return { err: rejected.code, description: rejected.description };
+      return { err: failure.rejected.code, description: failure.rejected.description };
     }
   }
 }

@@ -51,7 +51,8 @@ describe('acknowledging only what a replica holds', () => {
       QUEUE_PREFIX: `{${uniquePrefix('wait')}}`,
       PINGONE_WEBHOOK_SECRET: SECRET,
       ENQUEUE_WAIT_REPLICAS: '1',
-      ENQUEUE_TIMEOUT_MS: '1000',
+      // Generous: the first delivery also loads BullMQ's scripts, and CI runs suites side by side.
+      ENQUEUE_TIMEOUT_MS: '6000',
     });
   }, 30_000);
   afterAll(async () => {
@@ -81,9 +82,14 @@ describe('acknowledging only what a replica holds', () => {
 
     // A replica that lags (it stops applying the stream while paused) cannot confirm: no 200.
     const lagging = new Redis({ port: replica.port });
-    await lagging.call('CLIENT', 'PAUSE', '3000', 'WRITE');
-    const refused = await post(event('w2'));
-    lagging.disconnect();
+    await lagging.call('CLIENT', 'PAUSE', '20000', 'WRITE');
+    let refused: request.Response;
+    try {
+      refused = await post(event('w2'));
+    } finally {
+      await lagging.call('CLIENT', 'UNPAUSE');
+      lagging.disconnect();
+    }
     expect(refused.status).toBe(503);
     expect(refused.headers['retry-after']).toMatch(/^\d+$/);
   });

@@ -69,7 +69,16 @@ describe('logs', () => {
 
     expect(lines.length).toBeGreaterThan(0);
     const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(parsed.some((l) => l['reqId'] === 'req-12345')).toBe(true);
+    // One line per request, when it is answered: method, path (no query), status and duration.
+    const mine = parsed.filter((l) => l['reqId'] === 'req-12345');
+    expect(mine).toEqual([
+      expect.objectContaining({
+        msg: 'request completed',
+        req: { method: 'POST', path: '/webhooks/pingone' },
+        res: { statusCode: 200 },
+        responseTime: expect.any(Number),
+      }),
+    ]);
     const all = lines.join('\n');
     for (const secret of [
       SECRET,

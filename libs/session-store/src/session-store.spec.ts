@@ -189,6 +189,30 @@ function contract(
       expect(await store.listUserSessions(userId)).toHaveLength(1);
     });
 
+    it('revokes a user who holds a few sessions in one round trip', async () => {
+      const userId = user();
+      const created = await Promise.all(
+        [1, 2, 3].map(() => store.createSession({ userId, ttlSeconds: 600 })),
+      );
+      await store.revokeUser(user()); // loads the script, so the call below is one EVALSHA
+      const sent: string[] = [];
+      const original = redis.sendCommand.bind(redis);
+      redis.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+        sent.push(command.name);
+        return (original as (...args: unknown[]) => unknown)(command, ...rest);
+      }) as typeof redis.sendCommand;
+      try {
+        expect(await store.revokeUser(userId, { notBefore: Date.now() })).toMatchObject({ revoked: 3 });
+      } finally {
+        redis.sendCommand = original;
+      }
+      expect(sent).toEqual(['evalsha']);
+      for (const s of created) expect(await store.getSession(s.sessionId)).toBeNull();
+      expect(await redis.zcard(store.keys.userIndex(store.keys.userTag(userId)))).toBe(0);
+      for (const s of created)
+        expect(await redis.exists(store.keys.session(store.keys.userTag(userId), s.handle))).toBe(0);
+    });
+
     it('deletes thousands of sessions in bounded batches', async () => {
       const small = new SessionStore({ redis, prefix, tagSecret: TAG_SECRET, batchSize: 64 });
       const userId = user();
@@ -337,6 +361,27 @@ function contract(
         redis.zrange(store.keys.userIndex(tag), '-1', '-1', 'WITHSCORES'),
       ]);
       expect(pttl).toBe(Number(latest[1]));
+    });
+
+    it('sweeps every index when it trims a few at a time', async () => {
+      const users = Array.from({ length: 40 }, () => user());
+      await Promise.all(
+        users.flatMap((userId) => [
+          store.createSession({ userId, ttlSeconds: 600 }),
+          store.createSession({ userId, ttlSeconds: 600, notAfter: Date.now() + 100 }),
+        ]),
+      );
+      await waitFor(
+        async () =>
+          (await Promise.all(users.map((u) => store.listUserSessions(u)))).every((l) => l.length === 1),
+        'one session of each user to expire',
+      );
+      const indexes = users.map((u) => store.keys.userIndex(store.keys.userTag(u)));
+      const sizes = () => Promise.all(indexes.map((k) => redis.zcard(k)));
+      expect(await sizes()).toEqual(users.map(() => 2));
+      const swept = await store.sweep({ count: 7, inFlight: 3 });
+      expect(swept.trimmed).toBeGreaterThanOrEqual(users.length);
+      expect(await sizes()).toEqual(users.map(() => 1));
     });
 
     it('rejects bad input with a typed error and writes nothing', async () => {

@@ -269,14 +269,17 @@ export class SessionStore {
     const cutoff =
       options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
     const tag = this.keys.userTag(userId);
-    const [nb, redisNow, indexed] = (await this.scripts.revokeUser(
+    const [nb, redisNow, indexed, deletedHere] = (await this.scripts.revokeUser(
       this.keys.notBefore(tag),
       this.keys.userIndex(tag),
       cutoff,
       this.retentionMs,
-    )) as [string, string, number];
+      this.batchSize,
+      this.keys.session(tag, ''),
+    )) as [string, string, number, number];
     const notBefore = Number(nb);
-    const { sessions, tokens } = await this.purgeUser(tag, notBefore, indexed);
+    const { sessions, tokens } =
+      deletedHere >= 0 ? { sessions: deletedHere, tokens: 0 } : await this.purgeUser(tag, notBefore, indexed);
     if (cutoff === '') await waitPast(notBefore - Number(redisNow));
     return { revoked: sessions, tokens, notBefore };
   }
@@ -480,18 +483,25 @@ export class SessionStore {
 
   /**
    * Trims expired entries from every index (user, group, IdP session), including those no write will
-   * touch again. Walks the keyspace with SCAN in batches of `count` keys, on every master of a cluster.
+   * touch again. Walks the keyspace with SCAN in batches of `count` keys, on every master of a cluster,
+   * and trims at most `inFlight` indexes at a time: a sweep shares its connection (and Redis) with
+   * revocations, which must not queue behind a thousand trims.
    */
-  async sweep(options: { count?: number } = {}): Promise<SweepResult> {
+  async sweep(options: { count?: number; inFlight?: number } = {}): Promise<SweepResult> {
     const result: SweepResult = { indexes: 0, trimmed: 0 };
+    const inFlight = options.inFlight ?? 32;
     for await (const { node, keys } of scanKeys(this.redis, `${this.keys.prefix}:*`, {
-      ...options,
+      count: options.count ?? 500,
       type: 'zset',
     })) {
-      const now = Date.now();
-      const trimmed = await Promise.all(keys.map((k) => node.zremrangebyscore(k, '-inf', now)));
+      for (let at = 0; at < keys.length; at += inFlight) {
+        const now = Date.now();
+        const trimmed = await Promise.all(
+          keys.slice(at, at + inFlight).map((k) => node.zremrangebyscore(k, '-inf', now)),
+        );
+        result.trimmed += trimmed.reduce((a, b) => a + b, 0);
+      }
       result.indexes += keys.length;
-      result.trimmed += trimmed.reduce((a, b) => a + b, 0);
     }
     return result;
   }

@@ -1,10 +1,17 @@
 -- revoke-user: raise the user's not-before stamp; the revocation is in force once this returns
--- (design invariant 1). Deleting the revoked sessions is clean-up, done by the caller in bounded
--- batches (invariant 5), so this script stays O(log n) however many sessions the user holds.
+-- (design invariant 1). Deleting the revoked sessions is clean-up. A user who holds few entries
+-- (at most ARGV[3], the clean-up batch size) has them deleted here too, in the same call: one round
+-- trip for the common case. A bigger index, or one that lists revoked tokens or express sessions
+-- (their keys live in other slots), is left to the caller's bounded batches (invariant 5), so this
+-- script stays bounded however many sessions the user holds.
 -- KEYS[1] user not-before   KEYS[2] user index
 -- ARGV[1] cutoff ms (sessions issued at or before it go) or '' (then Redis time: "now")
 -- ARGV[2] minimum lifetime of the stamp in ms
--- Returns {notBefore in force, Redis time, index size}. The stamp only moves forward (invariant 2).
+-- ARGV[3] most entries deleted here   ARGV[4] key prefix of the user's session records
+-- The session records are not in KEYS (they are known only once the index is read), but they share
+-- KEYS[2]'s hash tag by construction, so they live in the same slot on the same node.
+-- Returns {notBefore in force, Redis time, index size, sessions deleted here or -1 if none were}.
+-- The stamp only moves forward (invariant 2).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cutoff = now
@@ -20,4 +27,20 @@ if last[2] then keep = math.max(keep, tonumber(last[2])) end
 local pttl = redis.call('PTTL', KEYS[1])
 if pttl > 0 then keep = math.max(keep, now + pttl) end
 redis.call('SET', KEYS[1], snb, 'PXAT', string.format('%.0f', keep))
-return { snb, string.format('%.0f', now), redis.call('ZCARD', KEYS[2]) }
+
+local size = redis.call('ZCARD', KEYS[2])
+if size > tonumber(ARGV[3]) then return { snb, string.format('%.0f', now), size, -1 } end
+local doomed = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local kind, iat, id = string.match(member, '^(%a):(%d+):(.+)$')
+  if iat and tonumber(iat) < nb then
+    if kind ~= 's' then return { snb, string.format('%.0f', now), size, -1 } end
+    doomed[#doomed + 1] = { member, id }
+  end
+end
+local deleted = 0
+for _, entry in ipairs(doomed) do
+  deleted = deleted + redis.call('UNLINK', ARGV[4] .. entry[2])
+  redis.call('ZREM', KEYS[2], entry[1])
+end
+return { snb, string.format('%.0f', now), size, deleted }

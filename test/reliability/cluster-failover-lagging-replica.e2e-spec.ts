@@ -22,9 +22,9 @@ const QUEUE_KEY = `${QUEUE_PREFIX}:revocations:id`;
  * window deterministic (CLIENT PAUSE WRITE on a replica holds back its replication stream, as a slow
  * replica or link would; it still takes part in the cluster and is elected when its master dies) and
  * check invariant 6 of the design across it: a delivery answered 200 is never lost, nor its effect.
- *
- * Both fail today: neither the gateway (after enqueueing) nor the worker (after revoking) waits for
- * a replica to have the write (WAIT) before acknowledging it.
+ * Both hold only because the gateway (ENQUEUE_WAIT_REPLICAS, after enqueueing) and the worker
+ * (SESSION_WAIT_REPLICAS, after revoking) wait for a replica to have the write (Redis WAIT) before
+ * they acknowledge it; without either setting, the matching test below fails.
  */
 describe('Redis Cluster failover while a master’s replica lags', () => {
   let cluster: FailoverCluster;
@@ -58,8 +58,13 @@ describe('Redis Cluster failover while a master’s replica lags', () => {
       JOB_BACKOFF_MS: '200',
       LOCK_DURATION_MS: '5000',
       STALLED_INTERVAL_MS: '1000',
-      // Acknowledge a delivery only once the queue master's replica has it.
+      // Acknowledge a delivery only once the queue master's replica has it...
       ENQUEUE_WAIT_REPLICAS: '1',
+      // ...and complete a revocation only once the session master's replica has it.
+      SESSION_WAIT_REPLICAS: '1',
+      SESSION_WAIT_TIMEOUT_MS: '500',
+      // Attempts enough to outlast a failover (each waits 500 ms, backoff from 200 ms).
+      JOB_ATTEMPTS: '20',
     };
     [gateway, worker] = await Promise.all([
       spawnService('gateway', gatewayPort, env),
@@ -155,6 +160,53 @@ describe('Redis Cluster failover while a master’s replica lags', () => {
     expect(outcome.ackedAt).toBeDefined();
     // ...so its effect holds: the user's old session is refused.
     expect(measured).toMatchObject({ sessionReadableAfterFailover: false });
+    expect({ gateway: gateway.exitCode(), worker: worker.exitCode() }).toEqual({
+      gateway: null,
+      worker: null,
+    });
+  }, 60_000);
+
+  it('with SESSION_WAIT_REPLICAS, a revocation survives the failover of the session master', async () => {
+    // A master that holds neither the queue nor REDIS_URL's seed, and still has its replica.
+    const queueMaster = await cluster.masterOf(QUEUE_KEY);
+    const sessionMaster = (await cluster.topology()).find(
+      (n) =>
+        n.role === 'master' &&
+        n.slots.length > 0 &&
+        !n.flags.includes('fail') &&
+        n.port !== queueMaster &&
+        n.port !== seedMaster,
+    )!.port;
+    const eventId = 'e5000000-0000-4000-8000-000000000002';
+    const userId = await userOn(sessionMaster, 'session-shard-user');
+    const stampKey = store.keys.notBefore(store.keys.userTag(userId));
+    const { session, replica, replicaPort } = await sessionThenLag(sessionMaster, userId);
+
+    const { delivery } = await startDelivery(eventId, userId);
+    expect((await delivery).ackedAt).toBeDefined();
+    // The worker stamps the master, but the lagging replica cannot confirm it: the job does not
+    // complete, its attempts fail and are retried.
+    expect(await refused(session.sessionId)).toBe(true);
+    const jobId = commandId('pingone', eventId);
+    await waitFor(
+      async () => ((await queues['revocations']!.getJob(jobId))?.attemptsMade ?? 0) >= 1,
+      'an attempt to fail for want of a replica',
+      10_000,
+    );
+    const beforeFailover = await queues['revocations']!.getJob(jobId);
+    expect(await beforeFailover!.getState()).not.toBe('completed');
+    expect(beforeFailover!.failedReason).toMatch(/replicas acknowledged/);
+
+    await failOver(sessionMaster, replica, replicaPort, stampKey);
+    await waitForQueuesIdle([queues['revocations']!, queues['revocations-priority']!], 30_000);
+    const job = await queues['revocations']!.getJob(jobId);
+    const measured = {
+      attemptsMade: job?.attemptsMade,
+      job: job ? await job.getState() : 'missing',
+      sessionReadableAfterFailover: (await store.getSession(session.sessionId)) !== null,
+    };
+    console.log(`session master failover, lagging replica: ${JSON.stringify(measured)}`);
+    expect(measured).toMatchObject({ job: 'completed', sessionReadableAfterFailover: false });
     expect({ gateway: gateway.exitCode(), worker: worker.exitCode() }).toEqual({
       gateway: null,
       worker: null,

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import request from 'supertest';
+import { waitForReplicas, waitForReplicasEverywhere } from '#revocation';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { freePorts, startRedisServer, uniquePrefix, waitFor, type RedisProcess } from '../support/redis.js';
 
@@ -92,5 +93,31 @@ describe('acknowledging only what a replica holds', () => {
     }
     expect(refused.status).toBe(503);
     expect(refused.headers['retry-after']).toMatch(/^\d+$/);
+  });
+
+  it('callers sharing a connection share WAITs, each sent after their writes', async () => {
+    const client = new Redis({ port: primary.port });
+    try {
+      const waits = async () =>
+        Number(/cmdstat_wait:calls=(\d+)/.exec(await client.info('commandstats'))?.[1] ?? 0);
+      const before = await waits();
+      const results = await Promise.all(
+        Array.from({ length: 50 }, async (_, i) => {
+          await client.set(`group-commit:${i}`, String(i));
+          return i % 2
+            ? waitForReplicas(client, `group-commit:${i}`, 1, 2000)
+            : waitForReplicasEverywhere(client, 1, 2000);
+        }),
+      );
+      expect(results).toEqual(results.map(() => ({ wanted: 1, acknowledged: 1 })));
+      const sent = (await waits()) - before;
+      expect(sent).toBeGreaterThan(0);
+      expect(sent).toBeLessThan(50);
+      const onReplica = new Redis({ port: replica.port });
+      expect(await onReplica.get('group-commit:49')).toBe('49');
+      onReplica.disconnect();
+    } finally {
+      client.disconnect();
+    }
   });
 });

@@ -3,11 +3,21 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig, producerOptions } from '#config';
+import { APP_CONFIG, type AppConfig, producerOptions, type RedisClient } from '#config';
 import { RevokerMetrics } from '#metrics';
-import { AuditLog, REVOCATION_QUEUE, RevocationProducer, type RevocationCommand } from '#revocation';
+import {
+  AuditLog,
+  REVOCATION_QUEUE,
+  RevocationProducer,
+  waitForReplicasEverywhere,
+  type RevocationCommand,
+} from '#revocation';
 import { SessionStore } from '#session-store';
+import { SESSION_REDIS } from './session-store.provider.js';
 import { WORKER_QUEUE_REDIS } from './worker-redis.js';
+
+/** A revocation not yet on enough replicas: the job attempt fails and is retried. */
+export class ReplicaWaitError extends Error {}
 
 export interface ExecutionResult {
   revoked: number;
@@ -26,7 +36,8 @@ export class RevocationExecutor {
     private readonly metrics: RevokerMetrics,
     @InjectQueue(REVOCATION_QUEUE) queue: Queue,
     @Inject(WORKER_QUEUE_REDIS) redis: Redis,
-    @Inject(APP_CONFIG) config: AppConfig,
+    @Inject(SESSION_REDIS) private readonly sessionRedis: RedisClient,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.producer = new RevocationProducer(queue, redis, producerOptions(config));
     this.audit = new AuditLog(redis, `${config.redis.queuePrefix}:audit`, config.auditMaxEntries);
@@ -34,6 +45,7 @@ export class RevocationExecutor {
 
   async execute(command: RevocationCommand): Promise<ExecutionResult> {
     const result = await this.revoke(command);
+    await this.waitForSessionReplicas();
     const doneAt = Date.now();
     this.metrics.sessionsRevoked.inc({ target: command.target.type }, result.revoked);
     if (result.fannedOut === undefined) {
@@ -60,6 +72,26 @@ export class RevocationExecutor {
       ...(command.reason ? { reason: command.reason } : {}),
     });
     return result;
+  }
+
+  /**
+   * With SESSION_WAIT_REPLICAS, a job completes only once the session masters' replicas have what it
+   * wrote: replication is asynchronous, and a master that fails over right after a revocation would
+   * otherwise come back without its stamp, the job already done. Short of that, the attempt fails and
+   * the retry applies the revocation again (idempotent), on whichever master then holds the user.
+   */
+  private async waitForSessionReplicas(): Promise<void> {
+    const { sessionWaitReplicas: wanted, sessionWaitTimeoutMs: timeout } = this.config.worker;
+    if (wanted === 0) return;
+    const { wanted: present, acknowledged } = await waitForReplicasEverywhere(
+      this.sessionRedis,
+      wanted,
+      timeout,
+    );
+    if (acknowledged < present)
+      throw new ReplicaWaitError(
+        `only ${acknowledged} of ${present} session Redis replicas acknowledged the revocation`,
+      );
   }
 
   private async revoke(command: RevocationCommand): Promise<ExecutionResult> {

@@ -108,6 +108,8 @@ const EnvSchema = z.object({
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   LOCK_DURATION_MS: int(1000).default(30_000),
   STALLED_INTERVAL_MS: int(500).default(30_000),
+  SESSION_WAIT_REPLICAS: int(0, 16).default(0),
+  SESSION_WAIT_TIMEOUT_MS: int(1, 60_000).default(1000),
   SWEEP_EVERY_MS: int(1000).default(60_000),
   MEMORY_WATCH_EVERY_MS: int(1000).default(15_000),
   MEMORY_WARN_FRACTION: z.coerce.number().gt(0).max(1).default(0.9),
@@ -173,6 +175,9 @@ export interface AppConfig {
     lockDurationMs: number;
     /** How often workers look for jobs whose lock expired (stalled) and take them back. */
     stalledIntervalMs: number;
+    /** Replicas of the session Redis that must have a revocation (Redis WAIT) before its job completes. */
+    sessionWaitReplicas: number;
+    sessionWaitTimeoutMs: number;
     sweepEveryMs: number;
     memoryWatchEveryMs: number;
     memoryWarnFraction: number;
@@ -344,6 +349,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
       lockDurationMs: e.LOCK_DURATION_MS,
       stalledIntervalMs: e.STALLED_INTERVAL_MS,
+      sessionWaitReplicas: e.SESSION_WAIT_REPLICAS,
+      sessionWaitTimeoutMs: e.SESSION_WAIT_TIMEOUT_MS,
       sweepEveryMs: e.SWEEP_EVERY_MS,
       memoryWatchEveryMs: e.MEMORY_WATCH_EVERY_MS,
       memoryWarnFraction: e.MEMORY_WARN_FRACTION,

@@ -11,4 +11,9 @@ export { RevocationProducer } from './revocation-producer.js';
 export type { EnqueueResult, ProducerOptions } from './revocation-producer.js';
 export { AuditLog } from './audit-log.js';
 export type { AuditRecord } from './audit-log.js';
-export { assertQueueRedisPolicy, redisInfoField, waitForReplicas } from './redis-policy.js';
+export {
+  assertQueueRedisPolicy,
+  redisInfoField,
+  waitForReplicas,
+  waitForReplicasEverywhere,
+} from './redis-policy.js';

@@ -31,7 +31,70 @@ export async function assertQueueRedisPolicy(
 }
 
 const slotCache = new Map<string, number>();
-const replicaCount = new Map<Redis, { count: number; at: number }>();
+
+/**
+ * WAITs on one connection, shared by everyone who wrote through it. WAIT blocks its connection and
+ * covers only writes that connection sent before it, so one WAIT per caller would queue them one
+ * replica round trip apart. Instead, callers that arrive while a WAIT is in flight share the next
+ * one, sent once it returns, so after every write of theirs (group commit).
+ */
+class NodeWaiter {
+  private replicas = { count: 0, at: 0 };
+  private current: Promise<number> | undefined;
+  private queued: Promise<number> | undefined;
+  /** What the callers of the next WAIT asked for: the most replicas, the shortest deadline. */
+  private ask = { replicas: 0, timeoutMs: Infinity };
+
+  constructor(private readonly node: Redis) {}
+
+  /** { wanted, acknowledged } for at most `replicas`, never more than the node has (INFO, cached 1 s). */
+  async wait(replicas: number, timeoutMs: number): Promise<{ wanted: number; acknowledged: number }> {
+    if (Date.now() - this.replicas.at > 1000) {
+      const info = await this.node.info('replication');
+      this.replicas = { count: Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0), at: Date.now() };
+    }
+    const wanted = Math.min(replicas, this.replicas.count);
+    if (wanted === 0) return { wanted, acknowledged: 0 };
+    this.ask = {
+      replicas: Math.max(this.ask.replicas, wanted),
+      timeoutMs: Math.min(this.ask.timeoutMs, Math.max(1, timeoutMs)),
+    };
+    return { wanted, acknowledged: await this.join() };
+  }
+
+  private join(): Promise<number> {
+    if (!this.current) return this.send();
+    // A WAIT someone sent after the one in flight returned was sent after these callers' writes too.
+    const after = () => {
+      this.queued = undefined;
+      return this.current ?? this.send();
+    };
+    this.queued ??= this.current.then(after, after);
+    return this.queued;
+  }
+
+  /** One WAIT for every caller so far. */
+  private send(): Promise<number> {
+    const { replicas, timeoutMs } = this.ask;
+    this.ask = { replicas: 0, timeoutMs: Infinity };
+    // Not expected (every caller asks for one or more); failing is the safe answer.
+    if (replicas === 0) return Promise.resolve(0);
+    const sent = this.node.call('WAIT', String(replicas), String(timeoutMs)).then(Number);
+    this.current = sent;
+    const clear = () => {
+      if (this.current === sent) this.current = undefined;
+    };
+    sent.then(clear, clear);
+    return sent;
+  }
+}
+
+const waiters = new WeakMap<Redis, NodeWaiter>();
+const waiterOf = (node: Redis): NodeWaiter => {
+  let waiter = waiters.get(node);
+  if (!waiter) waiters.set(node, (waiter = new NodeWaiter(node)));
+  return waiter;
+};
 
 /**
  * Redis WAIT on the node that holds `key` (on a cluster, its slot's master), for at most `replicas`
@@ -55,13 +118,23 @@ export async function waitForReplicas(
       cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner) ??
       cluster.nodes('master')[0]!;
   }
-  let known = replicaCount.get(node);
-  if (!known || Date.now() - known.at > 1000) {
-    const info = await node.info('replication');
-    known = { count: Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0), at: Date.now() };
-    replicaCount.set(node, known);
-  }
-  const wanted = Math.min(replicas, known.count);
-  if (wanted === 0) return { wanted, acknowledged: 0 };
-  return { wanted, acknowledged: Number(await node.call('WAIT', String(wanted), String(timeoutMs))) };
+  return waiterOf(node).wait(replicas, timeoutMs);
+}
+
+/**
+ * WAIT on every master (one on a standalone Redis) for the writes this client made there: for
+ * writes spread over slots, such as a revocation's stamps. Resolves with the { wanted, acknowledged }
+ * of the node furthest short (zeros when no node has a replica).
+ */
+export async function waitForReplicasEverywhere(
+  redis: Redis | Cluster,
+  replicas: number,
+  timeoutMs: number,
+): Promise<{ wanted: number; acknowledged: number }> {
+  const nodes = 'nodes' in redis ? (redis as Cluster).nodes('master') : [redis as Redis];
+  const results = await Promise.all(nodes.map((node) => waiterOf(node).wait(replicas, timeoutMs)));
+  return results.reduce(
+    (worst, r) => (r.wanted - r.acknowledged > worst.wanted - worst.acknowledged ? r : worst),
+    results[0] ?? { wanted: 0, acknowledged: 0 },
+  );
 }

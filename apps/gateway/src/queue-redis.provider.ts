@@ -20,12 +20,17 @@ export const queueRedisProvider: Provider = {
   provide: QUEUE_REDIS,
   inject: [APP_CONFIG],
   useFactory: (config: AppConfig) =>
-    createRedisClient(config.redis.queueUrl, config.redis.queueCluster, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2000,
-      retryStrategy: (times) => Math.min(times * 200, 2000),
-    }),
+    createRedisClient(
+      config.redis.queueUrl,
+      config.redis.queueCluster,
+      {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        connectTimeout: 2000,
+        retryStrategy: (times) => Math.min(times * 200, 2000),
+      },
+      config.redis.queueClusterNodes,
+    ),
 };
 
 /**

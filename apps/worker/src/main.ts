@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { LogController } from 'fastify';
 import { loadConfigOrExit } from '#config';
 import { createLogger, PinoNestLogger, requestId } from '#logging';
 import { RevokerMetrics } from '#metrics';
@@ -13,7 +14,12 @@ async function bootstrap(): Promise<void> {
   const logger = createLogger(config.logLevel);
   const app = await NestFactory.create<NestFastifyApplication>(
     WorkerModule.forRoot(config, { metrics }),
-    new FastifyAdapter({ loggerInstance: logger, genReqId: requestId, disableRequestLogging: true }),
+    new FastifyAdapter({
+      loggerInstance: logger,
+      genReqId: requestId,
+      // Health probes and scrapes only: no request log lines.
+      logController: new LogController({ disableRequestLogging: true }),
+    }),
     { logger: new PinoNestLogger(logger) },
   );
   // SIGTERM: drain (see RevocationProcessor), close, then exit 0 rather than re-raising the signal.

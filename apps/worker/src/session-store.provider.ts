@@ -15,11 +15,16 @@ export const sessionRedisProvider: Provider = {
   provide: SESSION_REDIS,
   inject: [APP_CONFIG],
   useFactory: (config: AppConfig) =>
-    createRedisClient(config.redis.url, config.redis.cluster, {
-      // A session Redis that is down should fail the job attempt fast (it is retried with backoff).
-      maxRetriesPerRequest: 2,
-      retryStrategy: (times) => Math.min(times * 100, 1000),
-    }),
+    createRedisClient(
+      config.redis.url,
+      config.redis.cluster,
+      {
+        // A session Redis that is down should fail the job attempt fast (it is retried with backoff).
+        maxRetriesPerRequest: 2,
+        retryStrategy: (times) => Math.min(times * 100, 1000),
+      },
+      config.redis.clusterNodes,
+    ),
 };
 
 /** The session store the applications write to; the worker revokes through it. */

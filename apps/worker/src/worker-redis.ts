@@ -11,7 +11,12 @@ export const workerQueueRedisProvider: Provider = {
   provide: WORKER_QUEUE_REDIS,
   inject: [APP_CONFIG],
   useFactory: (config: AppConfig) =>
-    createRedisClient(config.redis.queueUrl, config.redis.queueCluster, { maxRetriesPerRequest: null }),
+    createRedisClient(
+      config.redis.queueUrl,
+      config.redis.queueCluster,
+      { maxRetriesPerRequest: null },
+      config.redis.queueClusterNodes,
+    ),
 };
 
 /** Closes the client last: after workers and queues (Nest runs shutdown hooks in reverse module order). */

@@ -33,6 +33,19 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('reads more cluster seeds, shared with the queue when it shares REDIS_URL', () => {
+    const shared = loadConfig({ REDIS_CLUSTER: 'true', REDIS_CLUSTER_NODES: '10.0.0.2:7000, [::1]:7001' });
+    expect(shared.redis.clusterNodes).toEqual(['10.0.0.2:7000', '[::1]:7001']);
+    expect(shared.redis.queueClusterNodes).toEqual(['10.0.0.2:7000', '[::1]:7001']);
+    const apart = loadConfig({
+      REDIS_CLUSTER: 'true',
+      REDIS_CLUSTER_NODES: '10.0.0.2:7000',
+      QUEUE_REDIS_URL: 'redis://queue:6379',
+    });
+    expect(apart.redis.queueClusterNodes).toEqual([]);
+    expect(loadConfig({}).redis.clusterNodes).toEqual([]);
+  });
+
   it.each([
     [{ PORT: 'eighty' }, /PORT/],
     [{ REDIS_URL: 'http://localhost' }, /REDIS_URL/],
@@ -42,6 +55,9 @@ describe('loadConfig', () => {
     [{ SSF_ISSUER: 'https://tx', SSF_AUDIENCE: 'me' }, /SSF_JWKS/],
     [{ SSF_ISSUER: 'https://tx', SSF_AUDIENCE: 'me', SSF_JWKS: '{nope' }, /SSF_JWKS/],
     [{ MEMORY_WARN_FRACTION: '2' }, /MEMORY_WARN_FRACTION/],
+    [{ REDIS_CLUSTER_NODES: 'redis://10.0.0.2:7000' }, /REDIS_CLUSTER_NODES/],
+    [{ QUEUE_REDIS_CLUSTER_NODES: '10.0.0.2:7000,,10.0.0.3' }, /QUEUE_REDIS_CLUSTER_NODES/],
+    [{ SESSION_WAIT_REPLICAS: '-1' }, /SESSION_WAIT_REPLICAS/],
     [{ CONFIG_FILE: '/nonexistent/config.yaml' }, /CONFIG_FILE/],
   ])('a bad value stops start-up naming it: %j', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

@@ -58,6 +58,14 @@ const ConfigFileSchema = z
   })
   .strict();
 
+/** `host:port` pairs, comma-separated: more seed nodes of a Redis Cluster. */
+const clusterNodes = z
+  .string()
+  .regex(/^\s*[A-Za-z0-9.:[\]-]+:\d{1,5}\s*(,\s*[A-Za-z0-9.:[\]-]+:\d{1,5}\s*)*$/, {
+    message: 'expected host:port pairs separated by commas',
+  })
+  .transform((v) => v.split(',').map((n) => n.trim()));
+
 const EnvSchema = z.object({
   PORT: int(0, 65535).default(3000),
   WORKER_PORT: int(0, 65535).default(3001),
@@ -67,8 +75,10 @@ const EnvSchema = z.object({
     .enum(['true', 'false', '1', '0'])
     .default('false')
     .transform((v) => v === 'true' || v === '1'),
+  REDIS_CLUSTER_NODES: clusterNodes.optional(),
   QUEUE_REDIS_URL: redisUrl.optional(),
   QUEUE_REDIS_CLUSTER: z.enum(['true', 'false', '1', '0']).optional(),
+  QUEUE_REDIS_CLUSTER_NODES: clusterNodes.optional(),
   QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_{}.-]{1,64}$/)
@@ -145,8 +155,11 @@ export interface AppConfig {
     url: string;
     /** REDIS_URL names a seed node of a Redis Cluster. */
     cluster: boolean;
+    /** More seed nodes (`host:port`) besides REDIS_URL's, so losing one does not cut the service off. */
+    clusterNodes: string[];
     queueUrl: string;
     queueCluster: boolean;
+    queueClusterNodes: string[];
     queuePrefix: string;
     sessionPrefix: string;
   };
@@ -311,7 +324,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     redis: {
       url: e.REDIS_URL,
       cluster: e.REDIS_CLUSTER,
+      clusterNodes: e.REDIS_CLUSTER_NODES ?? [],
       queueUrl: e.QUEUE_REDIS_URL ?? e.REDIS_URL,
+      queueClusterNodes:
+        e.QUEUE_REDIS_CLUSTER_NODES ?? (e.QUEUE_REDIS_URL === undefined ? (e.REDIS_CLUSTER_NODES ?? []) : []),
       queueCluster:
         e.QUEUE_REDIS_CLUSTER === undefined
           ? e.QUEUE_REDIS_URL === undefined && e.REDIS_CLUSTER

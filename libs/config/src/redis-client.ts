@@ -4,12 +4,24 @@ export type RedisClient = Redis | Cluster;
 
 /**
  * A client for one Redis role: a standalone Redis, or (cluster) a Redis Cluster reached through the
- * seed node in the URL; ioredis discovers the rest and follows failovers. Options apply per node.
+ * seed node in the URL and any more `seeds` (`host:port`); ioredis discovers the rest and follows
+ * failovers. Options apply per node. Every reconnection starts again from the seeds (BullMQ's
+ * blocking connections, duplicates of this client, too): with a single seed, losing that node leaves
+ * them nowhere to go.
  */
-export function createRedisClient(url: string, cluster: boolean, options: RedisOptions = {}): RedisClient {
+export function createRedisClient(
+  url: string,
+  cluster: boolean,
+  options: RedisOptions = {},
+  seeds: string[] = [],
+): RedisClient {
   if (!cluster) return new Redis(url, options);
   const seed = new URL(url);
-  return new Cluster([{ host: seed.hostname, port: Number(seed.port || 6379) }], {
+  const more = seeds.map((s) => {
+    const at = s.lastIndexOf(':');
+    return { host: s.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(s.slice(at + 1)) };
+  });
+  return new Cluster([{ host: seed.hostname, port: Number(seed.port || 6379) }, ...more], {
     redisOptions: {
       ...options,
       ...(seed.username ? { username: decodeURIComponent(seed.username) } : {}),

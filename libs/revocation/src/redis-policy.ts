@@ -1,13 +1,15 @@
 import type { Cluster, Redis } from 'ioredis';
 
-/** Reads one field of INFO (on a cluster, from the first master). */
+/**
+ * Reads one field of INFO (on a cluster, from a master the client routes to: not its first known
+ * node, which before the first slot refresh may be a seed that is down).
+ */
 export async function redisInfoField(
   redis: Redis | Cluster,
   section: string,
   field: string,
 ): Promise<string | undefined> {
-  const node = 'nodes' in redis ? (redis as Cluster).nodes('master')[0]! : (redis as Redis);
-  const info = await node.info(section);
+  const info = await redis.info(section);
   return new RegExp(`^${field}:(.*)$`, 'm').exec(info)?.[1]?.trim();
 }
 

@@ -10,7 +10,12 @@ const sessionRedisProvider: Provider = {
   inject: [APP_CONFIG],
   useFactory: (config: AppConfig) =>
     config.session.tagSecret
-      ? createRedisClient(config.redis.url, config.redis.cluster, { maxRetriesPerRequest: 1 })
+      ? createRedisClient(
+          config.redis.url,
+          config.redis.cluster,
+          { maxRetriesPerRequest: 1 },
+          config.redis.clusterNodes,
+        )
       : null,
 };
 

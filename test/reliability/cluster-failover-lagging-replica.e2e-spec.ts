@@ -55,7 +55,7 @@ describe('Redis Cluster failover while a master’s replica lags', () => {
       PINGONE_WEBHOOK_SECRET: SECRET,
       SESSION_TAG_SECRET: TAG_SECRET,
       CLOCK_SKEW_MS: '0',
-      JOB_BACKOFF_MS: '200',
+      JOB_BACKOFF_MS: '100',
       LOCK_DURATION_MS: '5000',
       STALLED_INTERVAL_MS: '1000',
       // Acknowledge a delivery only once the queue master's replica has it...

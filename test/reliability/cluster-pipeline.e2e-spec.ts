@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import request from 'supertest';
-import { AuditLog, commandId, type RevocationCommand } from '#revocation';
+import { assertQueueRedisPolicy, AuditLog, commandId, type RevocationCommand } from '#revocation';
 import { type CreatedSession, SessionStore } from '#session-store';
 import { inBatches } from '../support/commands.js';
 import { type FailoverCluster, startFailoverCluster } from '../support/cluster-redis.js';
@@ -251,6 +251,26 @@ describe('Redis Cluster (3 masters, 1 replica each): the pipeline gives the same
       expect(await cluster.node(replicas[0]!.port).info('replication')).toMatch(/master_link_status:up/);
     }
     expect(await cluster.node(masters[0]!.port).cluster('INFO')).toMatch(/cluster_state:ok/);
+  });
+
+  it('a queue cluster with one evicting master is refused at start-up, whichever master it is', async () => {
+    const masters = (await cluster.topology()).filter((n) => n.role === 'master');
+    const client = cluster.client();
+    try {
+      await expect(assertQueueRedisPolicy(client, false)).resolves.toBe('noeviction');
+      for (const m of masters) {
+        await cluster.node(m.port).config('SET', 'maxmemory-policy', 'allkeys-lru');
+        try {
+          await expect(assertQueueRedisPolicy(client, false)).rejects.toThrow(
+            /maxmemory-policy allkeys-lru.*ALLOW_EVICTING_QUEUE_REDIS/s,
+          );
+        } finally {
+          await cluster.node(m.port).config('SET', 'maxmemory-policy', 'noeviction');
+        }
+      }
+    } finally {
+      client.disconnect();
+    }
   });
 
   it('on a single Redis (the baseline)', async () => {

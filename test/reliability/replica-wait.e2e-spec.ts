@@ -114,8 +114,11 @@ describe('acknowledging only what a replica holds', () => {
       expect(sent).toBeGreaterThan(0);
       expect(sent).toBeLessThan(50);
       const onReplica = new Redis({ port: replica.port });
-      expect(await onReplica.get('group-commit:49')).toBe('49');
-      onReplica.disconnect();
+      try {
+        expect(await onReplica.get('group-commit:49')).toBe('49');
+      } finally {
+        onReplica.disconnect();
+      }
     } finally {
       client.disconnect();
     }

@@ -9,6 +9,7 @@ import {
   AuditLog,
   REVOCATION_QUEUE,
   RevocationProducer,
+  waitForReplicas,
   waitForReplicasEverywhere,
   type RevocationCommand,
 } from '#revocation';
@@ -45,9 +46,11 @@ export class RevocationExecutor {
 
   async execute(command: RevocationCommand): Promise<ExecutionResult> {
     const result = await this.revoke(command);
-    await this.waitForSessionReplicas();
-    const doneAt = Date.now();
+    // Counted as soon as they are gone: an attempt that then fails the replica wait deleted them, and
+    // its retry finds nothing left to count.
     this.metrics.sessionsRevoked.inc({ target: command.target.type }, result.revoked);
+    await this.waitForSessionReplicas(command);
+    const doneAt = Date.now();
     if (result.fannedOut === undefined) {
       this.metrics.eventToDone.observe(
         { source: command.source },
@@ -79,15 +82,23 @@ export class RevocationExecutor {
    * wrote: replication is asynchronous, and a master that fails over right after a revocation would
    * otherwise come back without its stamp, the job already done. Short of that, the attempt fails and
    * the retry applies the revocation again (idempotent), on whichever master then holds the user.
+   * A user's (or one session's) revocation waits only on the master of that user's slot, so a lagging
+   * replica elsewhere holds up nobody else's; IdP-session and group revocations write to several
+   * slots and wait on every master.
    */
-  private async waitForSessionReplicas(): Promise<void> {
+  private async waitForSessionReplicas(command: RevocationCommand): Promise<void> {
     const { sessionWaitReplicas: wanted, sessionWaitTimeoutMs: timeout } = this.config.worker;
     if (wanted === 0) return;
-    const { wanted: present, acknowledged } = await waitForReplicasEverywhere(
-      this.sessionRedis,
-      wanted,
-      timeout,
-    );
+    const { target } = command;
+    const { wanted: present, acknowledged } =
+      target.type === 'user' || target.type === 'session'
+        ? await waitForReplicas(
+            this.sessionRedis,
+            this.store.keys.notBefore(this.store.keys.userTag(target.userId)),
+            wanted,
+            timeout,
+          )
+        : await waitForReplicasEverywhere(this.sessionRedis, wanted, timeout);
     if (acknowledged < present)
       throw new ReplicaWaitError(
         `only ${acknowledged} of ${present} session Redis replicas acknowledged the revocation`,

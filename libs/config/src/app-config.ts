@@ -119,7 +119,7 @@ const EnvSchema = z.object({
   LOCK_DURATION_MS: int(1000).default(30_000),
   STALLED_INTERVAL_MS: int(500).default(30_000),
   SESSION_WAIT_REPLICAS: int(0, 16).default(0),
-  SESSION_WAIT_TIMEOUT_MS: int(1, 60_000).default(1000),
+  SESSION_WAIT_TIMEOUT_MS: int(1, 60_000).default(500),
   SWEEP_EVERY_MS: int(1000).default(60_000),
   MEMORY_WATCH_EVERY_MS: int(1000).default(15_000),
   MEMORY_WARN_FRACTION: z.coerce.number().gt(0).max(1).default(0.9),

@@ -21,7 +21,9 @@ export function createRedisClient(
     const at = s.lastIndexOf(':');
     return { host: s.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(s.slice(at + 1)) };
   });
-  return new Cluster([{ host: seed.hostname, port: Number(seed.port || 6379) }, ...more], {
+  // URL keeps an IPv6 host in brackets; ioredis wants it bare.
+  const host = seed.hostname.replace(/^\[(.*)\]$/, '$1');
+  return new Cluster([{ host, port: Number(seed.port || 6379) }, ...more], {
     redisOptions: {
       ...options,
       ...(seed.username ? { username: decodeURIComponent(seed.username) } : {}),

@@ -14,14 +14,36 @@ export async function redisInfoField(
 }
 
 /**
- * BullMQ loses jobs when Redis evicts keys, so the queue Redis must run `maxmemory-policy noeviction`.
- * Throws an error that says why and how to fix it, unless explicitly overridden.
+ * The masters to ask: the Redis itself, or every master of a cluster once the client has mapped its
+ * slots (before that, its node list holds the seeds, which may include one that is down).
+ */
+async function masters(redis: Redis | Cluster): Promise<Redis[]> {
+  if (!('nodes' in redis)) return [redis as Redis];
+  const cluster = redis as Cluster;
+  if (cluster.status !== 'ready') {
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('the Redis Cluster is not ready after 30 s')), 30_000);
+      cluster.once('ready', () => resolve());
+    }).finally(() => clearTimeout(timer));
+  }
+  return cluster.nodes('master');
+}
+
+/**
+ * BullMQ loses jobs when Redis evicts keys, so the queue Redis (every master of a cluster) must run
+ * `maxmemory-policy noeviction`. Throws an error that says why and how to fix it, unless explicitly overridden.
  */
 export async function assertQueueRedisPolicy(
   redis: Redis | Cluster,
   allowEvicting: boolean,
 ): Promise<string> {
-  const policy = (await redisInfoField(redis, 'memory', 'maxmemory_policy')) ?? 'unknown';
+  const policies = await Promise.all(
+    (await masters(redis)).map(
+      async (node) => /^maxmemory_policy:(.*)$/m.exec(await node.info('memory'))?.[1]?.trim() ?? 'unknown',
+    ),
+  );
+  const policy = policies.find((p) => p !== 'noeviction') ?? 'noeviction';
   if (policy !== 'noeviction' && !allowEvicting) {
     throw new Error(
       `the queue Redis runs maxmemory-policy ${policy}; BullMQ needs noeviction or it silently loses queued ` +
@@ -114,7 +136,12 @@ export async function waitForReplicas(
   if ('nodes' in redis) {
     const cluster = redis as Cluster;
     let slot = slotCache.get(key);
-    if (slot === undefined) slotCache.set(key, (slot = Number(await cluster.cluster('KEYSLOT', key))));
+    if (slot === undefined) {
+      slot = Number(await cluster.cluster('KEYSLOT', key));
+      // Keys are per user on the worker: keep the cache bounded.
+      if (slotCache.size >= 10_000) slotCache.clear();
+      slotCache.set(key, slot);
+    }
     const owner = cluster.slots[slot]?.[0];
     node =
       cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner) ??

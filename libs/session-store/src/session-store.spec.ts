@@ -342,7 +342,7 @@ function contract(
             ttlSeconds: 600,
             groups: ['sweep-g'],
             idpSessionId: 'sweep-idp',
-            notAfter: Date.now() + 100,
+            notAfter: Date.now() + 1000,
           }),
         ),
       );
@@ -368,7 +368,7 @@ function contract(
       await Promise.all(
         users.flatMap((userId) => [
           store.createSession({ userId, ttlSeconds: 600 }),
-          store.createSession({ userId, ttlSeconds: 600, notAfter: Date.now() + 100 }),
+          store.createSession({ userId, ttlSeconds: 600, notAfter: Date.now() + 1000 }),
         ]),
       );
       await waitFor(

@@ -489,7 +489,7 @@ export class SessionStore {
    */
   async sweep(options: { count?: number; inFlight?: number } = {}): Promise<SweepResult> {
     const result: SweepResult = { indexes: 0, trimmed: 0 };
-    const inFlight = options.inFlight ?? 32;
+    const inFlight = Math.max(1, Math.floor(options.inFlight ?? 32) || 1);
     for await (const { node, keys } of scanKeys(this.redis, `${this.keys.prefix}:*`, {
       count: options.count ?? 500,
       type: 'zset',

@@ -9,7 +9,9 @@
 -- ARGV[2] minimum lifetime of the stamp in ms
 -- ARGV[3] most entries deleted here   ARGV[4] key prefix of the user's session records
 -- The session records are not in KEYS (they are known only once the index is read), but they share
--- KEYS[2]'s hash tag by construction, so they live in the same slot on the same node.
+-- KEYS[2]'s hash tag by construction, so they live in the same slot on the same node. (While that slot
+-- migrates between cluster nodes the script can fail after the stamp; so can any multi-key script
+-- then. The stamp is in force either way, and the caller's error leads to a retry.)
 -- Returns {notBefore in force, Redis time, index size, sessions deleted here or -1 if none were}.
 -- The stamp only moves forward (invariant 2).
 local t = redis.call('TIME')

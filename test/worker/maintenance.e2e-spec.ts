@@ -148,6 +148,35 @@ describe('scheduled jobs with two worker instances', () => {
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(3 * PERIOD);
   });
+
+  it('with SWEEP_KEYS_PER_RUN, each run walks one slice and the next run goes on from there', async () => {
+    await Promise.all(workers.map((w) => w.close()));
+    workers = [await startWorker({ ...env, SWEEP_KEYS_PER_RUN: '500' })];
+    const since = Date.now();
+    // A keyspace of a few SCAN pages of 500: filler strings, and users with an expiring session.
+    const fill = redis.client.pipeline();
+    for (let i = 0; i < 1500; i++) fill.set(`${env['SESSION_PREFIX']}:filler:${i}`, '1', 'EX', 600);
+    await fill.exec();
+    const users = Array.from({ length: 10 }, (_, i) => `slice-user-${i}`);
+    await Promise.all(
+      users.flatMap((userId) => [
+        store.createSession({ userId, ttlSeconds: 3600 }),
+        store.createSession({ userId, ttlSeconds: 3600, notAfter: Date.now() + 1500 }),
+      ]),
+    );
+    const indexes = users.map((u) => store.keys.userIndex(store.keys.userTag(u)));
+    await waitFor(
+      async () => (await Promise.all(indexes.map((key) => redis.client.zcard(key)))).every((n) => n === 1),
+      'the sliced sweep to trim every expired entry',
+      25_000,
+    );
+    const runs = (await completed('sweep'))
+      .filter((j) => j.processedOn! >= since)
+      .map((j) => j.returnvalue as { scans: number; next?: unknown });
+    expect(runs.every((r) => r.scans === 1)).toBe(true);
+    expect(runs.some((r) => r.next !== undefined)).toBe(true);
+    expect(runs.some((r) => r.next === undefined)).toBe(true);
+  }, 40_000);
 });
 
 const byKey = (a: { key: string }, b: { key: string }) => a.key.localeCompare(b.key);

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '#config';
 import type { MemoryReading } from '#metrics';
 import { MAINTENANCE_QUEUE } from '#revocation';
-import { SessionStore, type SweepResult } from '#session-store';
+import { type ScanPosition, SessionStore, type SweepResult } from '#session-store';
 import { closeWorkerWithin } from './close-worker.js';
 import { SESSION_REDIS } from './session-store.provider.js';
 import { WORKER_QUEUE_REDIS } from './worker-redis.js';
@@ -24,6 +24,8 @@ export class MaintenanceProcessor
 {
   private readonly logger = new Logger('Maintenance');
   readonly memoryKey: string;
+  /** Where the index sweep's walk of the keyspace resumes. */
+  readonly sweepKey: string;
 
   constructor(
     @InjectQueue(MAINTENANCE_QUEUE) private readonly queue: Queue,
@@ -34,6 +36,7 @@ export class MaintenanceProcessor
   ) {
     super();
     this.memoryKey = `${config.redis.queuePrefix}:memory`;
+    this.sweepKey = `${config.redis.queuePrefix}:sweep:next`;
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -59,13 +62,32 @@ export class MaintenanceProcessor
   }
 
   async process(job: Job): Promise<SweepResult | RedisMemory[]> {
-    if (job.name === 'sweep') {
-      const result = await this.store.sweep();
-      if (result.trimmed > 0)
-        this.logger.log(`index sweep trimmed ${result.trimmed} entries from ${result.indexes} indexes`);
-      return result;
-    }
+    if (job.name === 'sweep') return this.sweep();
     return this.watchMemory();
+  }
+
+  /**
+   * One slice of the index sweep: at most SWEEP_KEYS_PER_RUN keys' worth of SCAN (0: the whole
+   * keyspace), resumed where the previous run stopped (the position is kept in the queue Redis, so
+   * whichever worker runs the next slice goes on from there). The keyspace holds far more than indexes
+   * (not-before stamps live for days), and a whole walk every period would compete with revocations
+   * for the Redis core.
+   */
+  async sweep(): Promise<SweepResult> {
+    const PAGE = 500;
+    const budget = this.config.worker.sweepKeysPerRun;
+    const saved = await this.queueRedis.get(this.sweepKey);
+    const from = saved ? (JSON.parse(saved) as ScanPosition) : undefined;
+    const result = await this.store.sweep({
+      count: PAGE,
+      ...(budget > 0 ? { maxScans: Math.ceil(budget / PAGE) } : {}),
+      ...(from ? { from } : {}),
+    });
+    if (result.next) await this.queueRedis.set(this.sweepKey, JSON.stringify(result.next), 'EX', 86_400);
+    else await this.queueRedis.del(this.sweepKey);
+    if (result.trimmed > 0)
+      this.logger.log(`index sweep trimmed ${result.trimmed} entries from ${result.indexes} indexes`);
+    return result;
   }
 
   /** Reads both Redis roles' memory, warns when one is near its limit, and records the readings. */

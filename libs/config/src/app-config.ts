@@ -121,6 +121,7 @@ const EnvSchema = z.object({
   SESSION_WAIT_REPLICAS: int(0, 16).default(0),
   SESSION_WAIT_TIMEOUT_MS: int(1, 60_000).default(500),
   SWEEP_EVERY_MS: int(1000).default(60_000),
+  SWEEP_KEYS_PER_RUN: int(0).default(200_000),
   MEMORY_WATCH_EVERY_MS: int(1000).default(15_000),
   MEMORY_WARN_FRACTION: z.coerce.number().gt(0).max(1).default(0.9),
   AUDIT_MAX_ENTRIES: int(1).default(100_000),
@@ -192,6 +193,8 @@ export interface AppConfig {
     sessionWaitReplicas: number;
     sessionWaitTimeoutMs: number;
     sweepEveryMs: number;
+    /** SCAN budget of one sweep run, in keys (0: the whole keyspace); the next run resumes the walk. */
+    sweepKeysPerRun: number;
     memoryWatchEveryMs: number;
     memoryWarnFraction: number;
   };
@@ -368,6 +371,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       sessionWaitReplicas: e.SESSION_WAIT_REPLICAS,
       sessionWaitTimeoutMs: e.SESSION_WAIT_TIMEOUT_MS,
       sweepEveryMs: e.SWEEP_EVERY_MS,
+      sweepKeysPerRun: e.SWEEP_KEYS_PER_RUN,
       memoryWatchEveryMs: e.MEMORY_WATCH_EVERY_MS,
       memoryWarnFraction: e.MEMORY_WARN_FRACTION,
     },

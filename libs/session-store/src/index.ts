@@ -11,3 +11,4 @@ export type {
 } from './session-store.js';
 export { InvalidArgumentError, SessionRevokedError, SessionStoreError } from './errors.js';
 export type { RedisClient } from './scripts.js';
+export type { ScanPosition } from './scan.js';

@@ -384,6 +384,34 @@ function contract(
       expect(await sizes()).toEqual(users.map(() => 1));
     });
 
+    it('sweeps a slice at a time, resuming where the last slice stopped', async () => {
+      const users = Array.from({ length: 30 }, () => user());
+      await Promise.all(
+        users.flatMap((userId) => [
+          store.createSession({ userId, ttlSeconds: 600 }),
+          store.createSession({ userId, ttlSeconds: 600, notAfter: Date.now() + 1000 }),
+        ]),
+      );
+      await waitFor(
+        async () =>
+          (await Promise.all(users.map((u) => store.listUserSessions(u)))).every((l) => l.length === 1),
+        'one session of each user to expire',
+      );
+      const indexes = users.map((u) => store.keys.userIndex(store.keys.userTag(u)));
+      const sizes = () => Promise.all(indexes.map((k) => redis.zcard(k)));
+      let slice = await store.sweep({ count: 10, maxScans: 1 });
+      expect(slice.scans).toBe(1);
+      expect(slice.next).toBeDefined();
+      let slices = 1;
+      while (slice.next) {
+        slice = await store.sweep({ count: 10, maxScans: 2, from: slice.next });
+        expect(slice.scans).toBeLessThanOrEqual(2);
+        slices++;
+      }
+      expect(slices).toBeGreaterThan(2);
+      expect(await sizes()).toEqual(users.map(() => 1));
+    });
+
     it('rejects bad input with a typed error and writes nothing', async () => {
       const before = await dump(redis, prefix);
       const bad: Promise<unknown>[] = [

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, SessionRevokedError } from './errors.js';
 import { KeySpace, parseIndexMember, secretHash, type IndexEntry } from './keys.js';
-import { scanKeys } from './scan.js';
+import { type ScanPosition, scanPages } from './scan.js';
 import { defineScripts, type RedisClient, type Scripts } from './scripts.js';
 import {
   checkClaims,
@@ -92,6 +92,10 @@ export interface SweepResult {
   indexes: number;
   /** Expired entries removed from them. */
   trimmed: number;
+  /** SCAN calls made. */
+  scans: number;
+  /** Where to resume when the walk stopped at `maxScans` before it was complete; absent once it was. */
+  next?: ScanPosition;
 }
 
 const DEFAULT_TTL_DAYS_MS = 7 * 24 * 3600 * 1000;
@@ -483,17 +487,23 @@ export class SessionStore {
 
   /**
    * Trims expired entries from every index (user, group, IdP session), including those no write will
-   * touch again. Walks the keyspace with SCAN in batches of `count` keys, on every master of a cluster,
+   * touch again. Walks the keyspace with SCAN in pages of `count` keys, on every master of a cluster,
    * and trims at most `inFlight` indexes at a time: a sweep shares its connection (and Redis) with
-   * revocations, which must not queue behind a thousand trims.
+   * revocations, which must not queue behind a thousand trims. With `maxScans`, stops after that many
+   * SCAN calls and returns `next`, to pass back as `from` for the rest of the walk, so a big keyspace
+   * is swept a bounded slice at a time.
    */
-  async sweep(options: { count?: number; inFlight?: number } = {}): Promise<SweepResult> {
-    const result: SweepResult = { indexes: 0, trimmed: 0 };
+  async sweep(
+    options: { count?: number; inFlight?: number; maxScans?: number; from?: ScanPosition } = {},
+  ): Promise<SweepResult> {
+    const result: SweepResult = { indexes: 0, trimmed: 0, scans: 0 };
     const inFlight = Math.max(1, Math.floor(options.inFlight ?? 32) || 1);
-    for await (const { node, keys } of scanKeys(this.redis, `${this.keys.prefix}:*`, {
+    for await (const { node, keys, next } of scanPages(this.redis, `${this.keys.prefix}:*`, {
       count: options.count ?? 500,
       type: 'zset',
+      ...(options.from ? { from: options.from } : {}),
     })) {
+      result.scans++;
       for (let at = 0; at < keys.length; at += inFlight) {
         const now = Date.now();
         const trimmed = await Promise.all(
@@ -502,6 +512,10 @@ export class SessionStore {
         result.trimmed += trimmed.reduce((a, b) => a + b, 0);
       }
       result.indexes += keys.length;
+      if (next && options.maxScans !== undefined && result.scans >= options.maxScans) {
+        result.next = next;
+        break;
+      }
     }
     return result;
   }

@@ -187,9 +187,18 @@ function failoverSuite(seedChoice: 'survivor' | 'killed') {
     }, 90_000);
 
     it('once the queue is idle again, a new delivery is still taken and applied: the worker found the new master', async () => {
-      // An idle BullMQ worker waits for jobs on its own blocking connection (a duplicate of the cluster
-      // client): that connection too must have followed the failover.
-      await new Promise((r) => setTimeout(r, 2000));
+      // An idle BullMQ worker waits for jobs on its own blocking connections (duplicates of the cluster
+      // client), one per queue it works (revocations, priority, maintenance): those too must have
+      // followed the failover. Wait until all three block on the new master.
+      const master = await cluster.masterOf(`${QUEUE_PREFIX}:revocations:id`);
+      await waitFor(
+        async () =>
+          ((await cluster.node(master).client('LIST')) as string)
+            .split('\n')
+            .filter((line) => line.includes('cmd=bzpopmin')).length >= 3,
+        "the idle worker's blocking connections on the new master",
+        15_000,
+      );
       const i = POOL - 1;
       const outcome = await deliver(gateway.url, SECRET, [userDeleted(eventId(i), users[i]!, Date.now())], {
         deadlineMs: 10_000,

@@ -3,7 +3,14 @@ import { readFileSync } from 'node:fs';
 import type { Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import request from 'supertest';
-import { assertQueueRedisPolicy, AuditLog, commandId, type RevocationCommand } from '#revocation';
+import {
+  assertQueueRedisPolicy,
+  AuditLog,
+  commandId,
+  parseInfo,
+  readRedisMemory,
+  type RevocationCommand,
+} from '#revocation';
 import { type CreatedSession, SessionStore } from '#session-store';
 import { inBatches } from '../support/commands.js';
 import { type FailoverCluster, startFailoverCluster } from '../support/cluster-redis.js';
@@ -266,6 +273,28 @@ describe('Redis Cluster (3 masters, 1 replica each): the pipeline gives the same
           );
         } finally {
           await cluster.node(m.port).config('SET', 'maxmemory-policy', 'noeviction');
+        }
+      }
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('the memory watch reads every master: one near its own maxmemory makes the role degraded', async () => {
+    const masters = (await cluster.topology()).filter((n) => n.role === 'master');
+    const client = cluster.client();
+    try {
+      expect(await readRedisMemory(client, 'sessions', 0.9)).toMatchObject({ maxmemory: 0, degraded: false });
+      for (const m of masters) {
+        const node = cluster.node(m.port);
+        const used = Number(parseInfo(await node.info('memory')).get('used_memory'));
+        // Whichever master it is, the reading is that master's.
+        await node.config('SET', 'maxmemory', String(Math.ceil(used / 0.95)));
+        try {
+          const reading = await readRedisMemory(client, 'sessions', 0.9);
+          expect(reading).toMatchObject({ maxmemory: Math.ceil(used / 0.95), degraded: true });
+        } finally {
+          await node.config('SET', 'maxmemory', '0');
         }
       }
     } finally {

@@ -4,7 +4,7 @@ import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '#config';
 import type { MemoryReading } from '#metrics';
-import { MAINTENANCE_QUEUE } from '#revocation';
+import { MAINTENANCE_QUEUE, readRedisMemory } from '#revocation';
 import { type ScanPosition, SessionStore, type SweepResult } from '#session-store';
 import { closeWorkerWithin } from './close-worker.js';
 import { SESSION_REDIS } from './session-store.provider.js';
@@ -93,8 +93,8 @@ export class MaintenanceProcessor
   /** Reads both Redis roles' memory, warns when one is near its limit, and records the readings. */
   async watchMemory(): Promise<RedisMemory[]> {
     const readings = await Promise.all([
-      this.readMemory('sessions', this.sessionRedis),
-      this.readMemory('queue', this.queueRedis),
+      readRedisMemory(this.sessionRedis, 'sessions', this.config.worker.memoryWarnFraction),
+      readRedisMemory(this.queueRedis, 'queue', this.config.worker.memoryWarnFraction),
     ]);
     for (const r of readings) {
       if (r.degraded)
@@ -111,27 +111,5 @@ export class MaintenanceProcessor
       this.config.worker.memoryWatchEveryMs * 3,
     );
     return readings;
-  }
-
-  private async readMemory(role: RedisMemory['role'], redis: Redis): Promise<RedisMemory> {
-    const [memory, stats, errors] = await Promise.all([
-      redis.info('memory'),
-      redis.info('stats'),
-      redis.info('errorstats'),
-    ]);
-    const field = (info: string, name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
-    const usedMemory = Number(field(memory, 'used_memory') ?? 0);
-    const maxmemory = Number(field(memory, 'maxmemory') ?? 0);
-    return {
-      role,
-      usedMemory,
-      maxmemory,
-      policy: field(memory, 'maxmemory_policy') ?? 'unknown',
-      evictedKeys: Number(field(stats, 'evicted_keys') ?? 0),
-      fragmentationRatio: Number(field(memory, 'mem_fragmentation_ratio') ?? 0),
-      oomErrors: Number(/errorstat_OOM:count=(\d+)/.exec(errors)?.[1] ?? 0),
-      degraded: maxmemory > 0 && usedMemory > maxmemory * this.config.worker.memoryWarnFraction,
-      checkedAt: Date.now(),
-    };
   }
 }

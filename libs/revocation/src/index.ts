@@ -13,7 +13,9 @@ export { AuditLog } from './audit-log.js';
 export type { AuditRecord } from './audit-log.js';
 export {
   assertQueueRedisPolicy,
-  redisInfoField,
+  masterNodes,
+  parseInfo,
+  readRedisMemory,
   waitForReplicas,
   waitForReplicasEverywhere,
 } from './redis-policy.js';

@@ -1,23 +1,21 @@
 import type { Cluster, Redis } from 'ioredis';
+import type { MemoryReading } from '#metrics';
 
-/**
- * Reads one field of INFO (on a cluster, from a master the client routes to: not its first known
- * node, which before the first slot refresh may be a seed that is down).
- */
-export async function redisInfoField(
-  redis: Redis | Cluster,
-  section: string,
-  field: string,
-): Promise<string | undefined> {
-  const info = await redis.info(section);
-  return new RegExp(`^${field}:(.*)$`, 'm').exec(info)?.[1]?.trim();
+/** The `name:value` lines of an INFO reply. */
+export function parseInfo(text: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const at = line.indexOf(':');
+    if (at > 0 && !line.startsWith('#')) fields.set(line.slice(0, at), line.slice(at + 1).trim());
+  }
+  return fields;
 }
 
 /**
  * The masters to ask: the Redis itself, or every master of a cluster once the client has mapped its
  * slots (before that, its node list holds the seeds, which may include one that is down).
  */
-async function masters(redis: Redis | Cluster): Promise<Redis[]> {
+export async function masterNodes(redis: Redis | Cluster): Promise<Redis[]> {
   if (!('nodes' in redis)) return [redis as Redis];
   const cluster = redis as Cluster;
   if (cluster.status !== 'ready') {
@@ -31,6 +29,48 @@ async function masters(redis: Redis | Cluster): Promise<Redis[]> {
 }
 
 /**
+ * One Redis role's memory. On a cluster every master has its own `maxmemory`: the reading is the
+ * fullest master's, with the evictions and OOM refusals of all of them, and degraded when any master
+ * uses more than `warnFraction` of its limit.
+ */
+export async function readRedisMemory(
+  redis: Redis | Cluster,
+  role: MemoryReading['role'],
+  warnFraction: number,
+): Promise<MemoryReading> {
+  const nodes = await Promise.all(
+    (await masterNodes(redis)).map(async (node) => {
+      const [memory, stats, errors] = await Promise.all(
+        ['memory', 'stats', 'errorstats'].map(async (section) => parseInfo(await node.info(section))),
+      );
+      const usedMemory = Number(memory!.get('used_memory') ?? 0);
+      const maxmemory = Number(memory!.get('maxmemory') ?? 0);
+      return {
+        usedMemory,
+        maxmemory,
+        fullness: maxmemory > 0 ? usedMemory / maxmemory : 0,
+        policy: memory!.get('maxmemory_policy') ?? 'unknown',
+        fragmentationRatio: Number(memory!.get('mem_fragmentation_ratio') ?? 0),
+        evictedKeys: Number(stats!.get('evicted_keys') ?? 0),
+        oomErrors: Number(/count=(\d+)/.exec(errors!.get('errorstat_OOM') ?? '')?.[1] ?? 0),
+      };
+    }),
+  );
+  const fullest = nodes.reduce((a, b) => (b.fullness > a.fullness ? b : a));
+  return {
+    role,
+    usedMemory: fullest.usedMemory,
+    maxmemory: fullest.maxmemory,
+    policy: fullest.policy,
+    fragmentationRatio: fullest.fragmentationRatio,
+    evictedKeys: nodes.reduce((n, x) => n + x.evictedKeys, 0),
+    oomErrors: nodes.reduce((n, x) => n + x.oomErrors, 0),
+    degraded: nodes.some((x) => x.maxmemory > 0 && x.fullness > warnFraction),
+    checkedAt: Date.now(),
+  };
+}
+
+/**
  * BullMQ loses jobs when Redis evicts keys, so the queue Redis (every master of a cluster) must run
  * `maxmemory-policy noeviction`. Throws an error that says why and how to fix it, unless explicitly overridden.
  */
@@ -39,8 +79,8 @@ export async function assertQueueRedisPolicy(
   allowEvicting: boolean,
 ): Promise<string> {
   const policies = await Promise.all(
-    (await masters(redis)).map(
-      async (node) => /^maxmemory_policy:(.*)$/m.exec(await node.info('memory'))?.[1]?.trim() ?? 'unknown',
+    (await masterNodes(redis)).map(
+      async (node) => parseInfo(await node.info('memory')).get('maxmemory_policy') ?? 'unknown',
     ),
   );
   const policy = policies.find((p) => p !== 'noeviction') ?? 'noeviction';
@@ -74,8 +114,8 @@ class NodeWaiter {
   /** { wanted, acknowledged } for at most `replicas`, never more than the node has (INFO, cached 1 s). */
   async wait(replicas: number, timeoutMs: number): Promise<{ wanted: number; acknowledged: number }> {
     if (Date.now() - this.replicas.at > 1000) {
-      const info = await this.node.info('replication');
-      this.replicas = { count: Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0), at: Date.now() };
+      const info = parseInfo(await this.node.info('replication'));
+      this.replicas = { count: Number(info.get('connected_slaves') ?? 0), at: Date.now() };
     }
     const wanted = Math.min(replicas, this.replicas.count);
     if (wanted === 0) return { wanted, acknowledged: 0 };
@@ -160,7 +200,7 @@ export async function waitForReplicasEverywhere(
   replicas: number,
   timeoutMs: number,
 ): Promise<{ wanted: number; acknowledged: number }> {
-  const nodes = 'nodes' in redis ? (redis as Cluster).nodes('master') : [redis as Redis];
+  const nodes = await masterNodes(redis);
   const results = await Promise.all(nodes.map((node) => waiterOf(node).wait(replicas, timeoutMs)));
   return results.reduce(
     (worst, r) => (r.wanted - r.acknowledged > worst.wanted - worst.acknowledged ? r : worst),

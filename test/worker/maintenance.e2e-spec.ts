@@ -6,20 +6,10 @@ import { REDIS_URL, uniquePrefix, waitFor } from '../support/redis.js';
 import { openQueue, type TestQueue } from '../support/revocation-queue.js';
 import { type OwnRedis, startOwnRedis } from '../support/session-redis.js';
 import { startWorker, type TestWorker } from '../support/worker.js';
+import type { MemoryReading } from '#metrics';
 
 const PERIOD = 1000;
 const TAG_SECRET = 'maintenance-tag-secret-0123456789';
-
-interface MemoryReading {
-  role: string;
-  usedMemory: number;
-  maxmemory: number;
-  policy: string;
-  evictedKeys: number;
-  fragmentationRatio: number;
-  oomErrors: number;
-  degraded: boolean;
-}
 
 /**
  * Two worker instances on the same prefixes. The session Redis is this file's own (the sweep SCANs

@@ -3,20 +3,9 @@ import { REDIS_URL, uniquePrefix, waitFor } from '../support/redis.js';
 import { openQueue, type TestQueue } from '../support/revocation-queue.js';
 import { type OwnRedis, startOwnRedis } from '../support/session-redis.js';
 import { startWorker, type TestWorker } from '../support/worker.js';
+import type { MemoryReading } from '#metrics';
 
 const MAXMEMORY = 2 * 1024 * 1024;
-
-interface MemoryReading {
-  role: 'sessions' | 'queue';
-  usedMemory: number;
-  maxmemory: number;
-  policy: string;
-  evictedKeys: number;
-  fragmentationRatio: number;
-  oomErrors: number;
-  degraded: boolean;
-  checkedAt: number;
-}
 
 describe('memory watch: a session Redis near its maxmemory is reported degraded', () => {
   let redis: OwnRedis;

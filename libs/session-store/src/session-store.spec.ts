@@ -363,8 +363,9 @@ function contract(
       expect(pttl).toBe(Number(latest[1]));
     });
 
-    it('sweeps every index when it trims a few at a time', async () => {
-      const users = Array.from({ length: 40 }, () => user());
+    /** `n` users, each with a live session and one that expired but is still in the index. */
+    async function usersWithAnExpiredEntry(n: number) {
+      const users = Array.from({ length: n }, () => user());
       await Promise.all(
         users.flatMap((userId) => [
           store.createSession({ userId, ttlSeconds: 600 }),
@@ -377,7 +378,11 @@ function contract(
         'one session of each user to expire',
       );
       const indexes = users.map((u) => store.keys.userIndex(store.keys.userTag(u)));
-      const sizes = () => Promise.all(indexes.map((k) => redis.zcard(k)));
+      return { users, sizes: () => Promise.all(indexes.map((k) => redis.zcard(k))) };
+    }
+
+    it('sweeps every index when it trims a few at a time', async () => {
+      const { users, sizes } = await usersWithAnExpiredEntry(40);
       expect(await sizes()).toEqual(users.map(() => 2));
       const swept = await store.sweep({ count: 7, inFlight: 3 });
       expect(swept.trimmed).toBeGreaterThanOrEqual(users.length);
@@ -385,20 +390,7 @@ function contract(
     });
 
     it('sweeps a slice at a time, resuming where the last slice stopped', async () => {
-      const users = Array.from({ length: 30 }, () => user());
-      await Promise.all(
-        users.flatMap((userId) => [
-          store.createSession({ userId, ttlSeconds: 600 }),
-          store.createSession({ userId, ttlSeconds: 600, notAfter: Date.now() + 1000 }),
-        ]),
-      );
-      await waitFor(
-        async () =>
-          (await Promise.all(users.map((u) => store.listUserSessions(u)))).every((l) => l.length === 1),
-        'one session of each user to expire',
-      );
-      const indexes = users.map((u) => store.keys.userIndex(store.keys.userTag(u)));
-      const sizes = () => Promise.all(indexes.map((k) => redis.zcard(k)));
+      const { users, sizes } = await usersWithAnExpiredEntry(30);
       let slice = await store.sweep({ count: 10, maxScans: 1 });
       expect(slice.scans).toBe(1);
       expect(slice.next).toBeDefined();

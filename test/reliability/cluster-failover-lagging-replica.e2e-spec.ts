@@ -6,14 +6,12 @@ import { SessionStore } from '#session-store';
 import { deliver, type DeliveryOutcome, userDeleted } from '../support/cluster-deliveries.js';
 import { type ServiceProcess, spawnService } from '../support/cluster-processes.js';
 import { type FailoverCluster, startFailoverCluster } from '../support/cluster-redis.js';
-import { openQueues } from '../support/cluster-service.js';
+import { CLUSTER_QUEUE_PREFIX as QUEUE_PREFIX, clusterEnv, clusterSide } from '../support/cluster-service.js';
 import { waitForQueuesIdle } from '../support/queues.js';
 import { freePorts, waitFor } from '../support/redis.js';
 
 const SECRET = 'cluster-lag-webhook-secret';
 const TAG_SECRET = 'cluster-lag-tag-secret-0123456789';
-const QUEUE_PREFIX = '{sr}';
-const SESSION_PREFIX = 'sr';
 const QUEUE_KEY = `${QUEUE_PREFIX}:revocations:id`;
 
 /**
@@ -45,40 +43,35 @@ describe('Redis Cluster failover while a master’s replica lags', () => {
       .filter((n) => n.role === 'master' && n.port !== queueMaster)
       .map((n) => n.port) as [number, number];
     const [gatewayPort, workerPort] = (await freePorts(2)) as [number, number];
-    const env = {
-      // A seed that survives both failovers: losing the seed is another test's subject
-      // (cluster-failover-seed-node), and would stall the worker here too.
-      REDIS_URL: `redis://127.0.0.1:${seedMaster}`,
-      REDIS_CLUSTER: 'true',
-      QUEUE_PREFIX,
-      SESSION_PREFIX,
-      PINGONE_WEBHOOK_SECRET: SECRET,
-      SESSION_TAG_SECRET: TAG_SECRET,
-      CLOCK_SKEW_MS: '0',
-      JOB_BACKOFF_MS: '100',
-      LOCK_DURATION_MS: '5000',
-      STALLED_INTERVAL_MS: '1000',
-      // Acknowledge a delivery only once the queue master's replica has it...
-      ENQUEUE_WAIT_REPLICAS: '1',
-      // ...and complete a revocation only once the session master's replica has it.
-      SESSION_WAIT_REPLICAS: '1',
-      SESSION_WAIT_TIMEOUT_MS: '500',
-      // Attempts enough to outlast a failover (each waits 500 ms, backoff from 200 ms).
-      JOB_ATTEMPTS: '20',
-    };
+    // A seed that survives both failovers: losing the seed is cluster-failover.e2e-spec.ts's subject.
+    const env = clusterEnv(
+      `redis://127.0.0.1:${seedMaster}`,
+      { webhook: SECRET, tag: TAG_SECRET },
+      {
+        JOB_BACKOFF_MS: '100',
+        LOCK_DURATION_MS: '5000',
+        STALLED_INTERVAL_MS: '1000',
+        // Acknowledge a delivery only once the queue master's replica has it...
+        ENQUEUE_WAIT_REPLICAS: '1',
+        // ...and complete a revocation only once the session master's replica has it.
+        SESSION_WAIT_REPLICAS: '1',
+        SESSION_WAIT_TIMEOUT_MS: '500',
+        // Attempts enough to outlast a failover (each waits 500 ms, backoff from 100 ms).
+        JOB_ATTEMPTS: '20',
+      },
+    );
     [gateway, worker] = await Promise.all([
       spawnService('gateway', gatewayPort, env),
       spawnService('worker', workerPort, env),
     ]);
-    redis = cluster.client();
-    store = new SessionStore({ redis, prefix: SESSION_PREFIX, tagSecret: TAG_SECRET, clockSkewMs: 0 });
-    queues = openQueues(redis, QUEUE_PREFIX);
+    ({ redis, store, queues } = clusterSide(cluster, TAG_SECRET));
   }, 60_000);
 
   afterAll(async () => {
     for (const node of paused) await node.call('CLIENT', 'UNPAUSE').catch(() => undefined);
     await Promise.all([gateway?.stop(), worker?.stop()]);
     await Promise.all(Object.values(queues ?? {}).map((q) => q.close().catch(() => undefined)));
+    redis?.disconnect();
     await cluster?.stop();
   });
 

@@ -7,14 +7,17 @@ import { inBatches } from '../support/commands.js';
 import { deliver, type DeliveryOutcome, userDeleted } from '../support/cluster-deliveries.js';
 import { type ServiceProcess, spawnService } from '../support/cluster-processes.js';
 import { type FailoverCluster, startFailoverCluster } from '../support/cluster-redis.js';
-import { openQueues } from '../support/cluster-service.js';
+import {
+  CLUSTER_QUEUE_PREFIX as QUEUE_PREFIX,
+  clusterEnv,
+  clusterSide,
+  sessionsFromAnHourAgo,
+} from '../support/cluster-service.js';
 import { waitForQueuesIdle } from '../support/queues.js';
 import { freePorts, waitFor } from '../support/redis.js';
 
 const SECRET = 'cluster-failover-webhook-secret';
 const TAG_SECRET = 'cluster-failover-tag-secret-0123456789';
-const QUEUE_PREFIX = '{sr}';
-const SESSION_PREFIX = 'sr';
 /** Users with a session each; one delivery revokes one of them. */
 const POOL = 3000;
 const SENDERS = 4;
@@ -50,43 +53,36 @@ function failoverSuite(seedChoice: 'survivor' | 'killed') {
           ? queueMaster
           : nodes.find((n) => n.role === 'master' && n.port !== queueMaster)!.port;
       const [gatewayPort, workerPort] = (await freePorts(2)) as [number, number];
-      env = {
-        REDIS_URL: `redis://127.0.0.1:${seed}`,
-        ...(seedChoice === 'killed'
-          ? {
-              REDIS_CLUSTER_NODES: nodes
-                .filter((n) => n.port !== seed)
-                .map((n) => `127.0.0.1:${n.port}`)
-                .join(','),
-            }
-          : {}),
-        REDIS_CLUSTER: 'true',
-        QUEUE_PREFIX,
-        SESSION_PREFIX,
-        PINGONE_WEBHOOK_SECRET: SECRET,
-        SESSION_TAG_SECRET: TAG_SECRET,
-        CLOCK_SKEW_MS: '0',
-        JOB_BACKOFF_MS: '200',
-        // A job active on the dead master is taken back as stalled within seconds, not the default minute.
-        LOCK_DURATION_MS: '5000',
-        STALLED_INTERVAL_MS: '1000',
-      };
+      env = clusterEnv(
+        `redis://127.0.0.1:${seed}`,
+        { webhook: SECRET, tag: TAG_SECRET },
+        {
+          ...(seedChoice === 'killed'
+            ? {
+                REDIS_CLUSTER_NODES: nodes
+                  .filter((n) => n.port !== seed)
+                  .map((n) => `127.0.0.1:${n.port}`)
+                  .join(','),
+              }
+            : {}),
+          JOB_BACKOFF_MS: '200',
+          // A job active on the dead master is taken back as stalled within seconds, not the default minute.
+          LOCK_DURATION_MS: '5000',
+          STALLED_INTERVAL_MS: '1000',
+        },
+      );
       [gateway, worker] = await Promise.all([
         spawnService('gateway', gatewayPort, env),
         spawnService('worker', workerPort, env),
       ]);
-      redis = cluster.client();
-      store = new SessionStore({ redis, prefix: SESSION_PREFIX, tagSecret: TAG_SECRET, clockSkewMs: 0 });
-      queues = openQueues(redis, QUEUE_PREFIX);
-      const issuedAt = Date.now() - 3_600_000;
-      sessions = await inBatches(users, 200, (userId) =>
-        store.createSession({ userId, ttlSeconds: 3600, issuedAt }),
-      );
+      ({ redis, store, queues } = clusterSide(cluster, TAG_SECRET));
+      sessions = await sessionsFromAnHourAgo(store, users);
     }, 60_000);
 
     afterAll(async () => {
       await Promise.all([gateway?.stop(), worker?.stop()]);
       await Promise.all(Object.values(queues ?? {}).map((q) => q.close().catch(() => undefined)));
+      redis?.disconnect();
       await cluster?.stop();
     });
 

@@ -6,14 +6,17 @@ import { inBatches } from '../support/commands.js';
 import { deliver, userDeleted } from '../support/cluster-deliveries.js';
 import { type ServiceProcess, spawnService } from '../support/cluster-processes.js';
 import { type FailoverCluster, startFailoverCluster } from '../support/cluster-redis.js';
-import { openQueues } from '../support/cluster-service.js';
+import {
+  CLUSTER_QUEUE_PREFIX as QUEUE_PREFIX,
+  clusterEnv,
+  clusterSide,
+  sessionsFromAnHourAgo,
+} from '../support/cluster-service.js';
 import { waitForQueuesIdle } from '../support/queues.js';
 import { freePorts, waitFor } from '../support/redis.js';
 
 const SECRET = 'cluster-scale-webhook-secret';
 const TAG_SECRET = 'cluster-scale-tag-secret-0123456789';
-const QUEUE_PREFIX = '{sr}';
-const SESSION_PREFIX = 'sr';
 const PERIOD = 1000;
 const USERS = 600;
 const EVENTS_PER_DELIVERY = 5;
@@ -43,17 +46,11 @@ describe('Redis Cluster: two gateway and two worker processes share the load', (
   beforeAll(async () => {
     cluster = await startFailoverCluster(3, 1);
     const ports = await freePorts(4);
-    const env = {
-      REDIS_URL: cluster.seedUrl,
-      REDIS_CLUSTER: 'true',
-      QUEUE_PREFIX,
-      SESSION_PREFIX,
-      PINGONE_WEBHOOK_SECRET: SECRET,
-      SESSION_TAG_SECRET: TAG_SECRET,
-      CLOCK_SKEW_MS: '0',
-      SWEEP_EVERY_MS: String(PERIOD),
-      MEMORY_WATCH_EVERY_MS: String(PERIOD),
-    };
+    const env = clusterEnv(
+      cluster.seedUrl,
+      { webhook: SECRET, tag: TAG_SECRET },
+      { SWEEP_EVERY_MS: String(PERIOD), MEMORY_WATCH_EVERY_MS: String(PERIOD) },
+    );
     const started = await Promise.all([
       spawnService('gateway', ports[0]!, env),
       spawnService('gateway', ports[1]!, env),
@@ -63,13 +60,8 @@ describe('Redis Cluster: two gateway and two worker processes share the load', (
     gateways = started.slice(0, 2);
     workers = started.slice(2);
     workersUpAt = Date.now();
-    redis = cluster.client();
-    store = new SessionStore({ redis, prefix: SESSION_PREFIX, tagSecret: TAG_SECRET, clockSkewMs: 0 });
-    queues = openQueues(redis, QUEUE_PREFIX);
-    const issuedAt = Date.now() - 3_600_000;
-    sessions = await inBatches(users, 200, (userId) =>
-      store.createSession({ userId, ttlSeconds: 3600, issuedAt }),
-    );
+    ({ redis, store, queues } = clusterSide(cluster, TAG_SECRET));
+    sessions = await sessionsFromAnHourAgo(store, users);
   }, 60_000);
 
   afterAll(async () => {

@@ -4,6 +4,9 @@ import { Queue } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { type AppConfig, loadConfig } from '#config';
 import { ALL_QUEUES } from '#revocation';
+import { type CreatedSession, SessionStore } from '#session-store';
+import { inBatches } from './commands.js';
+import type { FailoverCluster } from './cluster-redis.js';
 import { configureGateway, gatewayAdapter } from '../../apps/gateway/src/gateway.app.js';
 import { GatewayModule } from '../../apps/gateway/src/gateway.module.js';
 
@@ -45,4 +48,39 @@ export function openQueues(connection: Redis | Cluster, prefix: string): Record<
       return [name, queue];
     }),
   );
+}
+
+/** The prefixes the cluster suites run the service with (the queue's hash tag keeps it on one master). */
+export const CLUSTER_QUEUE_PREFIX = '{sr}';
+export const CLUSTER_SESSION_PREFIX = 'sr';
+
+/** Gateway and worker settings on a Redis Cluster reached through `redisUrl`, plus `extra`. */
+export function clusterEnv(
+  redisUrl: string,
+  secrets: { webhook: string; tag: string },
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    REDIS_URL: redisUrl,
+    REDIS_CLUSTER: 'true',
+    QUEUE_PREFIX: CLUSTER_QUEUE_PREFIX,
+    SESSION_PREFIX: CLUSTER_SESSION_PREFIX,
+    PINGONE_WEBHOOK_SECRET: secrets.webhook,
+    SESSION_TAG_SECRET: secrets.tag,
+    CLOCK_SKEW_MS: '0',
+    ...extra,
+  };
+}
+
+/** What a suite needs beside the service: a cluster client, the session store on it, the queues. */
+export function clusterSide(cluster: FailoverCluster, tagSecret: string) {
+  const redis = cluster.client();
+  const store = new SessionStore({ redis, prefix: CLUSTER_SESSION_PREFIX, tagSecret, clockSkewMs: 0 });
+  return { redis, store, queues: openQueues(redis, CLUSTER_QUEUE_PREFIX) };
+}
+
+/** A session for each user, issued an hour ago (so any revocation event of now refuses it). */
+export function sessionsFromAnHourAgo(store: SessionStore, users: string[]): Promise<CreatedSession[]> {
+  const issuedAt = Date.now() - 3_600_000;
+  return inBatches(users, 200, (userId) => store.createSession({ userId, ttlSeconds: 3600, issuedAt }));
 }

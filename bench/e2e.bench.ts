@@ -43,8 +43,8 @@ import {
   spawnChild,
   startRedis,
   waitFor,
-} from './e2e-procs.js';
-import { int, ms, pct, percentile, printMarkdown, printTable, Samples } from './e2e-stats.js';
+} from './procs.js';
+import { int, ms, pct, percentile, printMarkdown, printTable, Samples } from './stats.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const SECONDS = env('BENCH_SECONDS', 15);

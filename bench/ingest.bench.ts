@@ -8,15 +8,24 @@
 // Env knobs for a quicker trial: BENCH_SECONDS (length of each measured run, default 10),
 // BENCH_CONNECTIONS (connections of the max-throughput runs, default 50).
 import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import {
+  type Child,
+  cpuSeconds,
+  httpOk,
+  machineBusySeconds,
+  root,
+  sparePort,
+  spawnChild,
+  startRedis,
+  waitFor,
+} from './procs.js';
+import { int, ms, pct, percentile, printMarkdown, printTable, Samples } from './stats.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const WARMUP_SECONDS = 3;
@@ -28,100 +37,7 @@ const SECRET = 'bench-webhook-secret-0123456789';
 const GATEWAY_PREFIX = '{gw}';
 const BARE_PREFIX = '{bare}';
 const QUEUE = 'revocations';
-/** Linux reports process CPU time in USER_HZ ticks, 100 per second on every mainstream kernel. */
-const CLOCK_TICKS = 100;
-
-const root = fileURLToPath(new URL('../../', import.meta.url));
-
 // ---------------------------------------------------------------- child processes
-
-interface Child {
-  name: string;
-  pid: number;
-  port: number;
-  child: ChildProcess;
-  /** The last lines it printed, for the error message when it dies. */
-  log(): string;
-  stop(): Promise<void>;
-}
-
-/** A port nobody listens on now: the OS picks it, we release it and hand it to the child. */
-function sparePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Spawns a child that is killed when this process exits, however it exits; its output is kept, not shown. */
-function spawnChild(
-  name: string,
-  port: number,
-  command: string,
-  args: string[],
-  env: Record<string, string> = {},
-  cleanup?: () => void,
-): Child {
-  const child = spawn(command, args, {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let tail = '';
-  const keep = (chunk: Buffer) => {
-    tail = (tail + chunk.toString()).slice(-4000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  const stop = async () => {
-    process.off('exit', killOnExit);
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    cleanup?.();
-  };
-  return { name, pid: child.pid ?? -1, port, child, log: () => tail, stop };
-}
-
-/** Resolves once `ready()` does; rejects when the child exits first or 15 s pass. */
-async function waitFor(child: Child, ready: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    if (child.child.exitCode !== null || child.child.signalCode !== null)
-      throw new Error(
-        `${child.name} exited (${child.child.exitCode ?? child.child.signalCode})\n${child.log()}`,
-      );
-    if (await ready().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${child.name} not ready after 15 s\n${child.log()}`);
-}
-
-const httpOk = (port: number, path: string) => async () =>
-  (await fetch(`http://127.0.0.1:${port}${path}`)).status === 200;
-
-async function startRedis(): Promise<Child> {
-  const port = await sparePort();
-  if (port === 6379) throw new Error('refusing to use the shared Redis port 6379');
-  const dir = mkdtempSync(join(tmpdir(), 'bench-ingest-redis-'));
-  const args = ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'];
-  const child = spawnChild('redis-server', port, 'redis-server', [...args, '--dir', dir], {}, () =>
-    rmSync(dir, { recursive: true, force: true }),
-  );
-  await waitFor(child, async () => child.log().includes('Ready to accept connections'));
-  return child;
-}
 
 async function startGateway(redisPort: number): Promise<Child> {
   const port = await sparePort();
@@ -147,20 +63,6 @@ async function startBare(redisPort: number): Promise<Child> {
   });
   await waitFor(child, httpOk(port, '/health'));
   return child;
-}
-
-/** Seconds of CPU (user + system) a process has used so far, from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
-
-/** Seconds of CPU the whole machine has spent busy (all cores, everything but idle and iowait), from /proc/stat. */
-function machineBusySeconds(): number {
-  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  const [user, nice, system, , , irq, softirq, steal] = ticks.map(Number);
-  return (user! + nice! + system! + irq! + softirq! + steal!) / CLOCK_TICKS;
 }
 
 // ---------------------------------------------------------------- bodies
@@ -227,29 +129,6 @@ interface RunResult {
 
 const reqPerSec = (r: RunResult) => r.ok / r.seconds;
 const eventsPerSec = (r: RunResult) => (r.ok * r.events) / r.seconds;
-
-/** Nearest-rank percentile of sorted samples. */
-function percentile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
-
-/** Collects float samples without knowing their number in advance. */
-class Samples {
-  private data = new Float64Array(1 << 16);
-  private n = 0;
-  push(v: number): void {
-    if (this.n === this.data.length) {
-      const bigger = new Float64Array(this.data.length * 2);
-      bigger.set(this.data);
-      this.data = bigger;
-    }
-    this.data[this.n++] = v;
-  }
-  sorted(): Float64Array {
-    return this.data.slice(0, this.n).sort();
-  }
-}
 
 interface Measured {
   seconds: number;
@@ -405,11 +284,6 @@ function paced(t: Target, makeBody: () => Buffer, rate: number, seconds: number)
 
 // ---------------------------------------------------------------- report
 
-const ms = (v: number) =>
-  Number.isNaN(v) ? '-' : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0);
-const int = (v: number) => Math.round(v).toLocaleString('en-US');
-const pct = (v: number) => `${Math.round(v * 100)}%`;
-
 function summary(r: RunResult): string {
   return (
     `${r.target} ${r.events}-event ${r.mode}: ${int(reqPerSec(r))} req/s, ${int(eventsPerSec(r))} events/s, ` +
@@ -448,22 +322,6 @@ const HEADER = [
   'CPU server / redis / loadgen / others',
 ];
 
-function printTable(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(line(r));
-}
-
-/** A Markdown table: the first `textColumns` columns left-aligned, the rest (figures) right-aligned. */
-function printMarkdown(header: string[], rows: string[][], textColumns: number): void {
-  console.log(`| ${header.join(' | ')} |`);
-  console.log(`|${header.map((_, i) => (i < textColumns ? ' --- ' : ' ---: ')).join('|')}|`);
-  for (const r of rows) console.log(`| ${r.join(' | ')} |`);
-}
-
 function report(results: RunResult[]): void {
   const find = (target: string, events: number, mode: string) =>
     results.find((r) => r.target === target && r.events === events && r.mode === mode);
@@ -471,7 +329,7 @@ function report(results: RunResult[]): void {
   console.log(
     '\nResults (latencies in ms; CPU in cores over the run, 100% = one core; others = the rest of the machine):\n',
   );
-  printTable(HEADER, rows);
+  printTable(HEADER, rows, 3);
   const ratioRows: string[][] = [];
   for (const mode of [...new Set(results.map((r) => r.mode))]) {
     for (const events of BODY_SIZES) {
@@ -497,7 +355,7 @@ function report(results: RunResult[]): void {
     'server CPU/event gateway/bare',
   ];
   console.log('\nGateway / bare:\n');
-  printTable(ratioHeader, ratioRows);
+  printTable(ratioHeader, ratioRows, 2);
   console.log('\nMarkdown:\n');
   printMarkdown(HEADER, rows, 3);
   console.log('');

@@ -1,14 +1,12 @@
 // Benchmark of libs/session-store on throw-away redis-servers of its own (never the shared one on 6379).
 // Run with `npm run bench:store`. Set BENCH_BIG_TOTAL (default 1,000,000) for a quicker trial run.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { SessionStore } from '#session-store';
+import { type Child, startRedis } from './procs.js';
 
 const PREFIX = 'bench';
 const TAG_SECRET = 'bench-tag-secret-0123456789';
@@ -35,90 +33,7 @@ interface Target {
 
 // ---------------------------------------------------------------- throw-away redis-server
 
-interface RedisServer {
-  port: number;
-  pid: number;
-  stop(): Promise<void>;
-}
-
-/** A port nobody listens on now: the OS picks it, we release it and hand it to redis-server. */
-function sparePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves once redis-server logs that it accepts connections; rejects if it dies or stalls first. */
-function waitReady(child: ChildProcess, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let log = '';
-    const timer = setTimeout(
-      () => fail(new Error(`redis-server on ${port} not ready after 10 s\n${log}`)),
-      10_000,
-    );
-    const fail = (err: Error) => {
-      clearTimeout(timer);
-      reject(err);
-    };
-    child.once('error', fail);
-    child.once('exit', (code) => fail(new Error(`redis-server on ${port} exited (${code})\n${log}`)));
-    child.stdout?.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      if (log.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-}
-
-/** Starts redis-server on a spare port with persistence off, so FLUSHALL and big loads are harmless. */
-async function startRedis(): Promise<RedisServer> {
-  const port = await sparePort();
-  if (port === 6379) throw new Error('refusing to use the shared Redis port 6379');
-  const dir = mkdtempSync(join(tmpdir(), 'bench-redis-'));
-  const args = [
-    '--port',
-    String(port),
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--bind',
-    '127.0.0.1',
-    '--dir',
-    dir,
-  ];
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  // If this process dies some other way, the server must not outlive it.
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  const stop = async () => {
-    process.off('exit', killOnExit);
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitReady(child, port);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  child.stdout?.resume(); // keep draining its log so it never blocks on a full pipe
-  return { port, pid: child.pid!, stop };
-}
+type RedisServer = Child;
 
 // ---------------------------------------------------------------- measuring helpers
 

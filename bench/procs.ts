@@ -1,5 +1,5 @@
-// Child processes and /proc readings for bench/e2e.bench.ts: a throw-away redis-server, the gateway and
-// the worker, each killed when the bench ends, fails or is interrupted.
+// Child processes and /proc readings for the benches: throw-away redis-servers and the service's
+// processes, each killed when the bench ends, fails or is interrupted.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -7,7 +7,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The repository root (this file runs as dist/bench/e2e-procs.js). */
+/** The repository root (this file runs as dist/bench/procs.js). */
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Linux reports process CPU time in USER_HZ ticks, 100 per second on every mainstream kernel. */
@@ -95,7 +95,7 @@ export const httpOk = (port: number, path: string) => async () =>
 export async function startRedis(): Promise<Child> {
   const port = await sparePort();
   if (port === 6379) throw new Error('refusing to use the shared Redis port 6379');
-  const dir = mkdtempSync(join(tmpdir(), 'bench-e2e-redis-'));
+  const dir = mkdtempSync(join(tmpdir(), 'bench-redis-'));
   const args = ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'];
   const child = spawnChild('redis-server', port, 'redis-server', [...args, '--dir', dir], {}, () =>
     rmSync(dir, { recursive: true, force: true }),

@@ -1,4 +1,4 @@
-// Samples, percentiles and tables for bench/e2e.bench.ts.
+// Samples, percentiles and tables for the benches.
 
 /** Collects float samples without knowing their number in advance. */
 export class Samples {

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
-import { freePorts, startRedisServer, waitFor } from './redis.js';
+import { createCluster, freePorts, startRedisServer, waitFor } from './redis.js';
 
 /** One node as CLUSTER NODES describes it. */
 export interface ClusterNodeInfo {
@@ -113,24 +113,7 @@ export async function startFailoverCluster(
       ]);
       processes.set(port, server.process);
     }
-    await new Promise<void>((resolve, reject) => {
-      const create = spawn(
-        'redis-cli',
-        [
-          '--cluster',
-          'create',
-          ...ports.map((p) => `127.0.0.1:${p}`),
-          '--cluster-replicas',
-          String(replicas),
-          '--cluster-yes',
-        ],
-        { stdio: 'ignore' },
-      );
-      create.once('error', reject);
-      create.once('exit', (code) =>
-        code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create: ${code}`)),
-      );
-    });
+    await createCluster(ports, replicas);
   } catch (err) {
     await stop();
     throw err;

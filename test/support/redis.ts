@@ -125,24 +125,7 @@ export async function startCluster(masters = 3, replicas = 0): Promise<TestClust
       ]),
     ),
   );
-  await new Promise<void>((resolve, reject) => {
-    const create = spawn(
-      'redis-cli',
-      [
-        '--cluster',
-        'create',
-        ...ports.map((p) => `127.0.0.1:${p}`),
-        '--cluster-replicas',
-        String(replicas),
-        '--cluster-yes',
-      ],
-      { stdio: 'ignore' },
-    );
-    create.once('error', reject);
-    create.once('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create: ${code}`)),
-    );
-  });
+  await createCluster(ports, replicas);
   for (const port of ports) {
     const node = new Redis({ port, maxRetriesPerRequest: 1 });
     await waitFor(
@@ -177,4 +160,26 @@ export async function startCluster(masters = 3, replicas = 0): Promise<TestClust
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** `redis-cli --cluster create` over cluster-enabled servers on `ports`, `replicas` per master. */
+export function createCluster(ports: number[], replicas: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const create = spawn(
+      'redis-cli',
+      [
+        '--cluster',
+        'create',
+        ...ports.map((p) => `127.0.0.1:${p}`),
+        '--cluster-replicas',
+        String(replicas),
+        '--cluster-yes',
+      ],
+      { stdio: 'ignore' },
+    );
+    create.once('error', reject);
+    create.once('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create: ${code}`)),
+    );
+  });
 }

@@ -1,5 +1,4 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
 import { Queue } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import { type AppConfig, loadConfig } from '#config';
@@ -7,8 +6,7 @@ import { ALL_QUEUES } from '#revocation';
 import { type CreatedSession, SessionStore } from '#session-store';
 import { inBatches } from './commands.js';
 import type { FailoverCluster } from './cluster-redis.js';
-import { configureGateway, gatewayAdapter } from '../../apps/gateway/src/gateway.app.js';
-import { GatewayModule } from '../../apps/gateway/src/gateway.module.js';
+import { bootGateway } from './gateway.js';
 
 export interface InProcessGateway {
   app: NestFastifyApplication;
@@ -23,19 +21,7 @@ export interface InProcessGateway {
  */
 export async function startInProcessGateway(env: Record<string, string>): Promise<InProcessGateway> {
   const config = loadConfig({ LOG_LEVEL: 'silent', EMBEDDED_WORKER: 'false', ...env });
-  const moduleRef = await Test.createTestingModule({ imports: [GatewayModule.forRoot(config)] }).compile();
-  const app = moduleRef.createNestApplication<NestFastifyApplication>(gatewayAdapter(config), {
-    logger: false,
-    bodyParser: false,
-  });
-  try {
-    await configureGateway(app, config);
-    await app.init();
-    await app.getHttpAdapter().getInstance().ready();
-  } catch (err) {
-    await app.close().catch(() => undefined);
-    throw err;
-  }
+  const app = await bootGateway(config);
   return { app, config, close: () => app.close() };
 }
 

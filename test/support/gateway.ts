@@ -19,9 +19,8 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-/** Boots the real gateway module on Fastify, as main.ts does, with test settings over the defaults. */
-export async function startGateway(env: Record<string, string>): Promise<TestGateway> {
-  const config = loadConfig({ REDIS_URL, LOG_LEVEL: 'silent', ...env });
+/** The real gateway module on Fastify, configured and ready as main.ts makes it (not listening). */
+export async function bootGateway(config: AppConfig): Promise<NestFastifyApplication> {
   const moduleRef = await Test.createTestingModule({ imports: [GatewayModule.forRoot(config)] }).compile();
   const app = moduleRef.createNestApplication<NestFastifyApplication>(gatewayAdapter(config), {
     logger: false,
@@ -35,6 +34,13 @@ export async function startGateway(env: Record<string, string>): Promise<TestGat
     await app.close().catch(() => undefined);
     throw err;
   }
+  return app;
+}
+
+/** Boots the real gateway module on Fastify, as main.ts does, with test settings over the defaults. */
+export async function startGateway(env: Record<string, string>): Promise<TestGateway> {
+  const config = loadConfig({ REDIS_URL, LOG_LEVEL: 'silent', ...env });
+  const app = await bootGateway(config);
   const redis = new Redis(config.redis.queueUrl, { maxRetriesPerRequest: 1 });
   const queue = new Queue(REVOCATION_QUEUE, { connection: redis, prefix: config.redis.queuePrefix });
   return {

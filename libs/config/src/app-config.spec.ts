@@ -43,6 +43,11 @@ describe('loadConfig', () => {
       QUEUE_REDIS_URL: 'redis://queue:6379',
     });
     expect(apart.redis.queueClusterNodes).toEqual([]);
+    // The queue is not on the cluster there, so its prefix needs no hash tag.
+    expect(
+      loadConfig({ REDIS_CLUSTER: 'true', QUEUE_REDIS_URL: 'redis://q:6379', QUEUE_PREFIX: 'sr' }).redis
+        .queueCluster,
+    ).toBe(false);
     expect(loadConfig({}).redis.clusterNodes).toEqual([]);
   });
 
@@ -58,6 +63,8 @@ describe('loadConfig', () => {
     [{ REDIS_CLUSTER_NODES: 'redis://10.0.0.2:7000' }, /REDIS_CLUSTER_NODES/],
     [{ QUEUE_REDIS_CLUSTER_NODES: '10.0.0.2:7000,,10.0.0.3' }, /QUEUE_REDIS_CLUSTER_NODES/],
     [{ SESSION_WAIT_REPLICAS: '-1' }, /SESSION_WAIT_REPLICAS/],
+    [{ REDIS_CLUSTER: 'true', QUEUE_PREFIX: 'sr' }, /QUEUE_PREFIX/],
+    [{ QUEUE_REDIS_CLUSTER: '1', QUEUE_PREFIX: 'sr{}' }, /QUEUE_PREFIX/],
     [{ CONFIG_FILE: '/nonexistent/config.yaml' }, /CONFIG_FILE/],
   ])('a bad value stops start-up naming it: %j', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

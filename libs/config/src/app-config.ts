@@ -320,6 +320,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const ssf = issuerFromEnv('SSF', e);
   const adminJwt = issuerFromEnv('ADMIN_JWT', e);
   const envIds = list(e.PINGONE_ENVIRONMENT_IDS);
+  const queueCluster =
+    e.QUEUE_REDIS_CLUSTER === undefined
+      ? e.QUEUE_REDIS_URL === undefined && e.REDIS_CLUSTER
+      : e.QUEUE_REDIS_CLUSTER === 'true' || e.QUEUE_REDIS_CLUSTER === '1';
+  // BullMQ's scripts and the gateway's dedup reads touch several queue keys at once: on a cluster they
+  // must share one slot, which only a hash tag in the prefix gives.
+  if (queueCluster && !/\{[^{}]+\}/.test(e.QUEUE_PREFIX))
+    throw new ConfigError(
+      `QUEUE_PREFIX: on a Redis Cluster it needs a hash tag, like {sr}, so each queue's keys share a slot (got ${e.QUEUE_PREFIX})`,
+    );
   return {
     port: e.PORT,
     workerPort: e.WORKER_PORT,
@@ -331,10 +341,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       queueUrl: e.QUEUE_REDIS_URL ?? e.REDIS_URL,
       queueClusterNodes:
         e.QUEUE_REDIS_CLUSTER_NODES ?? (e.QUEUE_REDIS_URL === undefined ? (e.REDIS_CLUSTER_NODES ?? []) : []),
-      queueCluster:
-        e.QUEUE_REDIS_CLUSTER === undefined
-          ? e.QUEUE_REDIS_URL === undefined && e.REDIS_CLUSTER
-          : e.QUEUE_REDIS_CLUSTER === 'true' || e.QUEUE_REDIS_CLUSTER === '1',
+      queueCluster,
       queuePrefix: e.QUEUE_PREFIX,
       sessionPrefix: e.SESSION_PREFIX,
     },

@@ -13,11 +13,9 @@ const SCRIPTS = {
   revokeUser: 2,
   deleteEntries: -1,
   revokeHandle: 2,
-  registerIdpSession: 2,
-  revokeIdpSession: 2,
+  indexMember: 2,
+  stampIndex: 2,
   revokeIdpUser: -1,
-  indexGroup: 2,
-  revokeGroup: 2,
   indexForeign: 2,
   unlinkOwned: 1,
   saveExpressSession: 1,
@@ -27,11 +25,15 @@ export type ScriptName = keyof typeof SCRIPTS;
 export type Scripts = Record<ScriptName, ScriptCall>;
 
 const fileName = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`) + '.lua';
+const read = (path: string) => readFileSync(new URL(`./lua/${path}`, import.meta.url), 'utf8');
+/** A line `--#include name` stands for lua/include/name.lua: code several scripts share, pasted in. */
+const withIncludes = (lua: string) =>
+  lua.replace(/^--#include ([a-z-]+)$/gm, (_, name: string) => read(`include/${name}.lua`).trimEnd());
 const sources = new Map<ScriptName, string>();
 const source = (name: ScriptName): string => {
   let lua = sources.get(name);
   if (lua === undefined) {
-    lua = readFileSync(new URL(`./lua/${fileName(name)}`, import.meta.url), 'utf8');
+    lua = withIncludes(read(fileName(name)));
     sources.set(name, lua);
   }
   return lua;

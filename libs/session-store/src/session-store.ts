@@ -152,7 +152,7 @@ export class SessionStore {
     // or IdP-session revocation could miss.
     const stamps = await Promise.all([
       idpHash
-        ? (this.scripts.registerIdpSession(
+        ? (this.scripts.indexMember(
             this.keys.idpIndex(idpHash),
             this.keys.idpNotBeforeGlobal(idpHash),
             `${tag}:${handle}`,
@@ -161,7 +161,7 @@ export class SessionStore {
         : '',
       ...groups.map(
         (g) =>
-          this.scripts.indexGroup(
+          this.scripts.indexMember(
             this.keys.group(g),
             this.keys.groupNotBefore(g),
             userId,
@@ -237,7 +237,7 @@ export class SessionStore {
     const userId = row[3];
     await Promise.all([
       row[1]
-        ? this.scripts.registerIdpSession(
+        ? this.scripts.indexMember(
             this.keys.idpIndex(row[1]),
             this.keys.idpNotBeforeGlobal(row[1]),
             `${tag}:${handle}`,
@@ -245,7 +245,7 @@ export class SessionStore {
           )
         : undefined,
       ...groups.map((g) =>
-        this.scripts.indexGroup(this.keys.group(g), this.keys.groupNotBefore(g), userId, bound),
+        this.scripts.indexMember(this.keys.group(g), this.keys.groupNotBefore(g), userId, bound),
       ),
     ]);
     return { expiresAt };
@@ -301,7 +301,7 @@ export class SessionStore {
     const cutoff =
       options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
     const idpHash = secretHash(idpSessionId);
-    const [nb, redisNow, ...members] = (await this.scripts.revokeIdpSession(
+    const [nb, redisNow, ...members] = (await this.scripts.stampIndex(
       this.keys.idpIndex(idpHash),
       this.keys.idpNotBeforeGlobal(idpHash),
       cutoff,
@@ -410,7 +410,7 @@ export class SessionStore {
     checkId(groupId, 'groupId');
     const cutoff =
       options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
-    const [nb, , ...users] = (await this.scripts.revokeGroup(
+    const [nb, , ...users] = (await this.scripts.stampIndex(
       this.keys.group(groupId),
       this.keys.groupNotBefore(groupId),
       cutoff,

@@ -14,21 +14,8 @@
 -- then. The stamp is in force either way, and the caller's error leads to a retry.)
 -- Returns {notBefore in force, Redis time, index size, sessions deleted here or -1 if none were}.
 -- The stamp only moves forward (invariant 2).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local cutoff = now
-if ARGV[1] ~= '' then cutoff = tonumber(ARGV[1]) end
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local nb = math.max(current, cutoff + 1)
-local snb = string.format('%.0f', nb)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
--- The stamp must outlive every session it refuses, and a retention window for late writers.
-local keep = now + tonumber(ARGV[2])
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if last[2] then keep = math.max(keep, tonumber(last[2])) end
-local pttl = redis.call('PTTL', KEYS[1])
-if pttl > 0 then keep = math.max(keep, now + pttl) end
-redis.call('SET', KEYS[1], snb, 'PXAT', string.format('%.0f', keep))
+--#include raise-stamp
+local nb, snb, now = raiseStamp(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 
 local size = redis.call('ZCARD', KEYS[2])
 if size > tonumber(ARGV[3]) then return { snb, string.format('%.0f', now), size, -1 } end

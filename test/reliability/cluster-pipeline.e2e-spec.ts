@@ -48,6 +48,8 @@ interface Outcome {
     body: unknown;
     stillReadable: Record<string, boolean>;
     audit: { eventId?: string; revoked?: number; result: unknown }[];
+    /** The same batch delivered again once its jobs ran: the dedup marks (one MGET) must hold. */
+    redelivery: { status: number; body: unknown; jobs: number };
   };
   fanOut: {
     status: number;
@@ -119,8 +121,18 @@ async function runScenarios(backend: Backend): Promise<Outcome> {
       carolOtherPing: await session(CAROL, 'another-ping-session'),
       carolPlain: await session(CAROL),
     };
-    const fixtureRes = await post(readFileSync('test/fixtures/pingone/batch-mixed.json', 'utf8'));
+    const fixtureBatch = readFileSync('test/fixtures/pingone/batch-mixed.json', 'utf8');
+    const fixtureRes = await post(fixtureBatch);
     await waitForQueuesIdle(revocations, 20_000);
+    const jobCount = () =>
+      queues['revocations']!.getJobCountByTypes('completed', 'waiting', 'active', 'delayed', 'failed');
+    const jobsBefore = await jobCount();
+    const redeliveryRes = await post(fixtureBatch);
+    const redelivery = {
+      status: redeliveryRes.status,
+      body: redeliveryRes.body as unknown,
+      jobs: (await jobCount()) - jobsBefore,
+    };
     const stillReadable: Record<string, boolean> = {};
     for (const [name, s] of Object.entries(sessions))
       stillReadable[name] = (await store.getSession(s.sessionId)) !== null;
@@ -180,6 +192,7 @@ async function runScenarios(backend: Backend): Promise<Outcome> {
         audit: fixtureAudit
           .map((a) => ({ eventId: a.eventId, revoked: a.revoked, result: a.result }))
           .sort((a, b) => String(a.eventId).localeCompare(String(b.eventId))),
+        redelivery,
       },
       fanOut: {
         status: fanRes.status,
@@ -325,6 +338,11 @@ describe('Redis Cluster (3 masters, 1 replica each): the pipeline gives the same
           { eventId: 'e1000001-0000-4000-8000-000000000002', revoked: 1, result: 'done' },
           { eventId: 'e1000001-0000-4000-8000-000000000003', revoked: 1, result: 'done' },
         ],
+        redelivery: {
+          status: 200,
+          body: { received: 5, enqueued: 0, duplicates: 3, ignored: 2, quarantined: 0 },
+          jobs: 0,
+        },
       },
       fanOut: {
         status: 200,

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,12 +15,18 @@ import {
   type TestSigner,
   unsignedJwt,
 } from '../support/jwt.js';
+import {
+  BCL_AUD as AUD,
+  BCL_EVENT,
+  BCL_ISS as ISS,
+  issuerEnv,
+  logoutClaims as claims,
+  signLogoutToken as logoutToken,
+  trustedIssuer,
+} from '../support/jwt-issuers.js';
 import { uniquePrefix } from '../support/redis.js';
 
 const PATH = '/webhooks/oidc/backchannel-logout';
-const BCL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
-const ISS = 'https://idp.example.com';
-const AUD = 'client-app';
 const ISS_A = 'https://pingfederate-a.example.com';
 const ISS_B = 'https://pingam-b.example.com/oauth2';
 const ISS_REMOTE = 'https://remote.example.com';
@@ -30,25 +35,6 @@ type Claims = Record<string, unknown>;
 
 /** A long enqueue deadline: the shared test Redis can stall for seconds under other suites' load. */
 const SLOW_REDIS_OK = '15000';
-
-/** A valid logout token's claims (sub and sid), with `over` applied (undefined removes a claim). */
-function claims(over: Claims = {}, iss = ISS, aud: string | string[] = AUD): Claims {
-  const iat = nowSec();
-  return {
-    iss,
-    aud,
-    iat,
-    exp: iat + 120,
-    jti: randomUUID(),
-    sub: 'user-1',
-    sid: 'sid-1',
-    events: { [BCL_EVENT]: {} },
-    ...over,
-  };
-}
-
-const logoutToken = (signer: TestSigner, c: Claims, header: Record<string, unknown> = {}) =>
-  signJwt(signer, c, { header: { typ: 'logout+jwt', ...header } });
 
 function post(gw: TestGateway, token: string) {
   return request(gw.app.getHttpServer())
@@ -103,8 +89,8 @@ describe('POST /webhooks/oidc/backchannel-logout', () => {
       configFile,
       toYaml({
         oidcIssuers: [
-          { issuer: ISS_A, audience: 'app-a', jwks: signerA.jwks },
-          { issuer: ISS_B, audience: ['app-b', 'app-b2'], jwks: signerB.jwks },
+          trustedIssuer(signerA, ISS_A, 'app-a'),
+          trustedIssuer(signerB, ISS_B, ['app-b', 'app-b2']),
         ],
       }),
     );
@@ -112,9 +98,7 @@ describe('POST /webhooks/oidc/backchannel-logout', () => {
       startGateway({
         ENQUEUE_TIMEOUT_MS: SLOW_REDIS_OK,
         QUEUE_PREFIX: `{${uniquePrefix('bcl')}}`,
-        OIDC_BCL_ISSUER: ISS,
-        OIDC_BCL_AUDIENCE: AUD,
-        OIDC_BCL_JWKS: JSON.stringify(signer.jwks),
+        ...issuerEnv('OIDC_BCL', signer, ISS, AUD),
       }),
       startGateway({
         ENQUEUE_TIMEOUT_MS: SLOW_REDIS_OK,

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import {
@@ -10,14 +9,19 @@ import {
   type TestSigner,
   unsignedJwt,
 } from '../support/jwt.js';
+import {
+  CAEP,
+  issuerEnv,
+  RISC,
+  securityEventClaims as set,
+  signSet as sign,
+  SSF_AUD as AUD,
+  SSF_ISS as ISS,
+} from '../support/jwt-issuers.js';
 import { uniquePrefix } from '../support/redis.js';
 
 const PATH = '/webhooks/ssf';
 const SET_TYPE = 'application/secevent+jwt';
-const ISS = 'https://ssf-transmitter.example.com';
-const AUD = 'https://receiver.example.com/ssf';
-const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
-const RISC = 'https://schemas.openid.net/secevent/risc/event-type/';
 const SESSION_REVOKED = `${CAEP}session-revoked`;
 const IDP = 'https://idp.example.com';
 
@@ -25,14 +29,6 @@ type Claims = Record<string, unknown>;
 
 /** A long enqueue deadline: the shared test Redis can stall for seconds under other suites' load. */
 const SLOW_REDIS_OK = '15000';
-
-/** A SET's claims: `events` as given, with `over` applied (undefined removes a claim). */
-function set(events: unknown, over: Claims = {}): Claims {
-  return { iss: ISS, aud: AUD, iat: nowSec(), jti: randomUUID(), events, ...over };
-}
-
-const sign = (signer: TestSigner, c: Claims, header: Record<string, unknown> = {}) =>
-  signJwt(signer, c, { header: { typ: 'secevent+jwt', ...header } });
 
 function post(gw: TestGateway, body: string, contentType = SET_TYPE) {
   return request(gw.app.getHttpServer()).post(PATH).set('Content-Type', contentType).send(body);
@@ -58,9 +54,7 @@ describe('POST /webhooks/ssf', () => {
     gw = await startGateway({
       ENQUEUE_TIMEOUT_MS: SLOW_REDIS_OK,
       QUEUE_PREFIX: `{${uniquePrefix('ssf')}}`,
-      SSF_ISSUER: ISS,
-      SSF_AUDIENCE: AUD,
-      SSF_JWKS: JSON.stringify(signer.jwks),
+      ...issuerEnv('SSF', signer, ISS, AUD),
     });
   });
 

@@ -16,6 +16,7 @@ import {
   type TestSigner,
   unsignedJwt,
 } from '../support/jwt.js';
+import { issuerEnv, signAccessToken } from '../support/jwt-issuers.js';
 import { REDIS_URL, uniquePrefix } from '../support/redis.js';
 import { signRaw } from '../support/security-fuzz.js';
 import { SessionKeys } from '../support/session-keys.js';
@@ -66,9 +67,7 @@ describe('admin authentication and scopes', () => {
         `revoker:sessions:revoke:${sha256(REVOKER_KEY)}`,
         `ops:queues:admin:${sha256(OPS_KEY)}`,
       ].join(','),
-      ADMIN_JWT_ISSUER: ISSUER,
-      ADMIN_JWT_AUDIENCE: AUDIENCE,
-      ADMIN_JWT_JWKS: JSON.stringify(signer.jwks),
+      ...issuerEnv('ADMIN_JWT', signer, ISSUER, AUDIENCE),
       ADMIN_RATE_LIMIT_PER_MINUTE: '100000',
       ENQUEUE_TIMEOUT_MS: '15000',
     };
@@ -110,8 +109,7 @@ describe('admin authentication and scopes', () => {
       ...over,
     };
   };
-  const token = (c: Claims, header: Record<string, unknown> = {}) =>
-    signJwt(signer, c, { header: { typ: 'at+jwt', ...header } });
+  const token = (c: Claims, header: Record<string, unknown> = {}) => signAccessToken(signer, c, header);
 
   function call(method: Method, path: string, authorization?: string) {
     const r = request(server())[method](path);

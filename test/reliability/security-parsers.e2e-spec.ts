@@ -14,6 +14,18 @@ import {
 import { RevocationCommand } from '#revocation';
 import { createSigner, hs256WithPublicKey, nowSec, type TestSigner, unsignedJwt } from '../support/jwt.js';
 import {
+  BCL_AUD,
+  BCL_EVENT,
+  BCL_ISS,
+  CAEP,
+  logoutClaims,
+  RISC,
+  securityEventClaims,
+  SSF_AUD,
+  SSF_ISS,
+  trustedIssuer,
+} from '../support/jwt-issuers.js';
+import {
   expectNoPrototypePollution,
   hostileHeader,
   json,
@@ -30,14 +42,6 @@ import {
  * (a TemporaryFailureError would mean "keys unreachable", impossible with a local JWKS, and becomes a
  * 503 at the endpoint). Nothing pollutes a prototype.
  */
-
-const BCL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
-const BCL_ISS = 'https://idp.example.com';
-const BCL_AUD = 'client-app';
-const SSF_ISS = 'https://ssf-transmitter.example.com';
-const SSF_AUD = 'https://receiver.example.com/ssf';
-const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
-const RISC = 'https://schemas.openid.net/secevent/risc/event-type/';
 
 const OPTIONS = () => ({ clockToleranceSec: 60, maxTokenAgeSec: 86_400, receivedAt: Date.now() });
 const RUNS = 200;
@@ -222,8 +226,8 @@ describe('parseLogoutToken and parseSecurityEventToken over a local JWKS (fuzzed
       createSigner('ssf-key', 'ES256'),
       createSigner('bcl-key', 'RS256'),
     ]);
-    bcl = new JwtVerifier([{ issuer: BCL_ISS, audience: BCL_AUD, jwks: bclSigner.jwks }]);
-    ssf = new JwtVerifier([{ issuer: SSF_ISS, audience: SSF_AUD, jwks: ssfSigner.jwks }]);
+    bcl = new JwtVerifier([trustedIssuer(bclSigner, BCL_ISS, BCL_AUD)]);
+    ssf = new JwtVerifier([trustedIssuer(ssfSigner, SSF_ISS, SSF_AUD)]);
   });
 
   const parseBcl = (token: string | undefined) => settle(() => parseLogoutToken(token, bcl, OPTIONS()));
@@ -493,32 +497,17 @@ describe('JWT parser contract regressions', () => {
       createSigner('bcl-key', 'RS256'),
       createSigner('ssf-key', 'ES256'),
     ]);
-    bcl = new JwtVerifier([{ issuer: BCL_ISS, audience: BCL_AUD, jwks: bclSigner.jwks }]);
-    ssf = new JwtVerifier([{ issuer: SSF_ISS, audience: SSF_AUD, jwks: ssfSigner.jwks }]);
+    bcl = new JwtVerifier([trustedIssuer(bclSigner, BCL_ISS, BCL_AUD)]);
+    ssf = new JwtVerifier([trustedIssuer(ssfSigner, SSF_ISS, SSF_AUD)]);
   });
 
-  const bclClaims = (over: Record<string, unknown> = {}) => {
-    const now = nowSec();
-    return {
-      iss: BCL_ISS,
-      aud: BCL_AUD,
-      iat: now,
-      exp: now + 120,
-      jti: randomUUID(),
-      sub: 'user-1',
-      events: { [BCL_EVENT]: {} },
-      ...over,
-    };
-  };
-  const setClaims = (over: Record<string, unknown> = {}) => ({
-    iss: SSF_ISS,
-    aud: SSF_AUD,
-    iat: nowSec(),
-    jti: randomUUID(),
-    sub_id: { format: 'opaque', id: 'user-1' },
-    events: { [`${CAEP}credential-change`]: {} },
-    ...over,
-  });
+  /** Without sid (undefined claims are left out of the token). */
+  const bclClaims = (over: Record<string, unknown> = {}) => logoutClaims({ sid: undefined, ...over });
+  const setClaims = (over: Record<string, unknown> = {}) =>
+    securityEventClaims(
+      { [`${CAEP}credential-change`]: {} },
+      { sub_id: { format: 'opaque', id: 'user-1' }, ...over },
+    );
 
   it.each([
     ['an object without toString/valueOf', { toString: 1, valueOf: 1 }],

@@ -15,6 +15,18 @@ import {
   type TestSigner,
   unsignedJwt,
 } from '../support/jwt.js';
+import {
+  BCL_AUD,
+  BCL_EVENT,
+  BCL_ISS,
+  issuerEnv,
+  logoutClaims as bclClaims,
+  securityEventClaims,
+  signLogoutToken,
+  signSet,
+  SSF_AUD,
+  SSF_ISS,
+} from '../support/jwt-issuers.js';
 import { uniquePrefix } from '../support/redis.js';
 import {
   contentType,
@@ -35,11 +47,6 @@ import {
 
 const BCL = '/webhooks/oidc/backchannel-logout';
 const SSF = '/webhooks/ssf';
-const BCL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
-const BCL_ISS = 'https://idp.example.com';
-const BCL_AUD = 'client-app';
-const SSF_ISS = 'https://ssf-transmitter.example.com';
-const SSF_AUD = 'https://receiver.example.com/ssf';
 const SET_TYPE = 'application/secevent+jwt';
 const FORM = 'application/x-www-form-urlencoded';
 const BODY_LIMIT = 256 * 1024;
@@ -84,12 +91,8 @@ describe('JWT webhooks under hostile input', () => {
       QUEUE_PREFIX: `{${uniquePrefix('sec-hooks')}}`,
       ENQUEUE_TIMEOUT_MS: '15000',
       WEBHOOK_BODY_LIMIT: String(BODY_LIMIT),
-      OIDC_BCL_ISSUER: BCL_ISS,
-      OIDC_BCL_AUDIENCE: BCL_AUD,
-      OIDC_BCL_JWKS: JSON.stringify(bclSigner.jwks),
-      SSF_ISSUER: SSF_ISS,
-      SSF_AUDIENCE: SSF_AUD,
-      SSF_JWKS: JSON.stringify(ssfSigner.jwks),
+      ...issuerEnv('OIDC_BCL', bclSigner, BCL_ISS, BCL_AUD),
+      ...issuerEnv('SSF', ssfSigner, SSF_ISS, SSF_AUD),
     });
     await gw.app.listen(0, '127.0.0.1');
   });
@@ -104,31 +107,13 @@ describe('JWT webhooks under hostile input', () => {
   const form = (token: string) => `logout_token=${encodeURIComponent(token)}`;
   const jobCount = async () => (await gw.commands()).length;
 
-  const bclClaims = (over: Claims = {}): Claims => {
-    const iat = nowSec();
-    return {
-      iss: BCL_ISS,
-      aud: BCL_AUD,
-      iat,
-      exp: iat + 120,
-      jti: randomUUID(),
-      sub: 'user-1',
-      sid: 'sid-1',
-      events: { [BCL_EVENT]: {} },
-      ...over,
-    };
-  };
-  const logoutToken = (c: Claims) => signJwt(bclSigner, c, { header: { typ: 'logout+jwt' } });
-  const setClaims = (over: Claims = {}): Claims => ({
-    iss: SSF_ISS,
-    aud: SSF_AUD,
-    iat: nowSec(),
-    jti: randomUUID(),
-    sub_id: { format: 'opaque', id: 'user-1' },
-    events: { 'https://schemas.openid.net/secevent/caep/event-type/credential-change': {} },
-    ...over,
-  });
-  const set = (c: Claims) => signJwt(ssfSigner, c, { header: { typ: 'secevent+jwt' } });
+  const logoutToken = (c: Claims) => signLogoutToken(bclSigner, c);
+  const setClaims = (over: Claims = {}): Claims =>
+    securityEventClaims(
+      { 'https://schemas.openid.net/secevent/caep/event-type/credential-change': {} },
+      { sub_id: { format: 'opaque', id: 'user-1' }, ...over },
+    );
+  const set = (c: Claims) => signSet(ssfSigner, c);
 
   /** The service still answers a valid delivery after whatever came before. */
   async function expectStillServing() {

@@ -281,10 +281,11 @@ export class SessionStore {
       this.batchSize,
       this.keys.session(tag, ''),
     )) as [string, string, number, number];
+    const answered = performance.now();
     const notBefore = Number(nb);
     const { sessions, tokens } =
       deletedHere >= 0 ? { sessions: deletedHere, tokens: 0 } : await this.purgeUser(tag, notBefore, indexed);
-    if (cutoff === '') await waitPast(notBefore - Number(redisNow));
+    if (cutoff === '') await waitPast(notBefore - Number(redisNow), answered);
     return { revoked: sessions, tokens, notBefore };
   }
 
@@ -307,6 +308,7 @@ export class SessionStore {
       cutoff,
       this.retentionMs,
     )) as string[];
+    const answered = performance.now();
     const byTag = new Map<string, string[]>();
     if (options.userId !== undefined) byTag.set(this.keys.userTag(options.userId), []);
     for (const member of members) {
@@ -328,7 +330,7 @@ export class SessionStore {
           ) as Promise<number>,
       ),
     );
-    if (cutoff === '') await waitPast(Number(nb) - Number(redisNow));
+    if (cutoff === '') await waitPast(Number(nb) - Number(redisNow), answered);
     return { revoked: counts.reduce((a, b) => a + b, 0), notBefore: Number(nb) };
   }
 
@@ -603,6 +605,9 @@ export class SessionStore {
  * refused. Before resolving, let that millisecond pass: a login started after the call resolved is
  * then issued at or after the stamp, and lives.
  */
-function waitPast(ms: number): Promise<void> {
-  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms + 1)) : Promise.resolve();
+async function waitPast(ms: number, since: number): Promise<void> {
+  // The script ran before its answer arrived (`since`), so `ms` on a monotonic clock from then is
+  // enough. A timer alone may fire early (libuv measures from the start of the loop's turn): re-check.
+  for (let left = since + ms - performance.now(); left > 0; left = since + ms - performance.now())
+    await new Promise((resolve) => setTimeout(resolve, Math.ceil(left)));
 }

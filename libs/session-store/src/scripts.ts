@@ -26,18 +26,31 @@ export type Scripts = Record<ScriptName, ScriptCall>;
 
 const fileName = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`) + '.lua';
 const read = (path: string) => readFileSync(new URL(`./lua/${path}`, import.meta.url), 'utf8');
-/** A line `--#include name` stands for lua/include/name.lua: code several scripts share, pasted in. */
-const withIncludes = (lua: string) =>
-  lua.replace(/^--#include ([a-z-]+)$/gm, (_, name: string) => read(`include/${name}.lua`).trimEnd());
+/**
+ * A line `--#include name` stands for lua/include/name.lua: code several scripts share, pasted in. A
+ * directive left unexpanded would load as a comment and fail only when the script first runs: refuse it.
+ */
+export function withIncludes(lua: string, script: string): string {
+  const expanded = lua.replace(/^--#include ([a-z-]+)[ \t]*$/gm, (_, name: string) =>
+    read(`include/${name}.lua`).trimEnd(),
+  );
+  const left = /^\s*--\s*#\s*include.*$/m.exec(expanded);
+  if (left) throw new Error(`${script}: cannot expand '${left[0].trim()}'`);
+  return expanded;
+}
 const sources = new Map<ScriptName, string>();
 const source = (name: ScriptName): string => {
   let lua = sources.get(name);
   if (lua === undefined) {
-    lua = withIncludes(read(fileName(name)));
+    lua = withIncludes(read(fileName(name)), fileName(name));
     sources.set(name, lua);
   }
   return lua;
 };
+
+/** Every script's source as Redis gets it (includes expanded), by name. */
+export const scriptSources = (): [ScriptName, string][] =>
+  (Object.keys(SCRIPTS) as ScriptName[]).map((name) => [name, source(name)]);
 
 /**
  * Registers the scripts on the client with ioredis' defineCommand (EVALSHA, falling back to EVAL once),

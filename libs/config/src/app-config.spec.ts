@@ -65,6 +65,8 @@ describe('loadConfig', () => {
     [{ SESSION_WAIT_REPLICAS: '-1' }, /SESSION_WAIT_REPLICAS/],
     [{ REDIS_CLUSTER: 'true', QUEUE_PREFIX: 'sr' }, /QUEUE_PREFIX/],
     [{ QUEUE_REDIS_CLUSTER: '1', QUEUE_PREFIX: 'sr{}' }, /QUEUE_PREFIX/],
+    [{ QUEUE_REDIS_CLUSTER: '1', QUEUE_PREFIX: '{}{sr}' }, /QUEUE_PREFIX/],
+    [{ QUEUE_REDIS_CLUSTER: '1', QUEUE_PREFIX: 'sr}{' }, /QUEUE_PREFIX/],
     [{ CONFIG_FILE: '/nonexistent/config.yaml' }, /CONFIG_FILE/],
   ])('a bad value stops start-up naming it: %j', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

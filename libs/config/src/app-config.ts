@@ -308,6 +308,16 @@ function issuerFromEnv(
   return parsed.data;
 }
 
+/**
+ * Redis Cluster's rule: the tag is what lies between the first `{` and the first `}` after it, and
+ * only if that is not empty (`{}{sr}` has none: the whole key is hashed).
+ */
+function hasHashTag(key: string): boolean {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1;
+}
+
 /** Parses the environment (and CONFIG_FILE) once. A bad value throws a ConfigError naming it. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): AppConfig {
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
@@ -326,7 +336,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       : e.QUEUE_REDIS_CLUSTER === 'true' || e.QUEUE_REDIS_CLUSTER === '1';
   // BullMQ's scripts and the gateway's dedup reads touch several queue keys at once: on a cluster they
   // must share one slot, which only a hash tag in the prefix gives.
-  if (queueCluster && !/\{[^{}]+\}/.test(e.QUEUE_PREFIX))
+  if (queueCluster && !hasHashTag(e.QUEUE_PREFIX))
     throw new ConfigError(
       `QUEUE_PREFIX: on a Redis Cluster it needs a hash tag, like {sr}, so each queue's keys share a slot (got ${e.QUEUE_PREFIX})`,
     );

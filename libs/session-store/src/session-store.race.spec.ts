@@ -240,6 +240,39 @@ function raceSuite(
       });
     });
 
+    // The same promise for the stamps kept outside the user's slot: a login carrying the IdP session or
+    // the group, made once the "now" revocation has resolved, is accepted.
+    it.each([
+      [
+        'revokeIdpSession',
+        (userId: string) => revoker.revokeIdpSession(`ping-${userId}`),
+        (userId: string) => ({ idpSessionId: `ping-${userId}` }),
+      ],
+      [
+        'revokeGroup',
+        (userId: string) => revoker.revokeGroup(`group-${userId}`),
+        (userId: string) => ({ groups: [`group-${userId}`] }),
+      ],
+    ] as const)('a login made once %s (now) has resolved is accepted', async (_, revoke, carrying) => {
+      const rounds = 200;
+      const refused: number[] = [];
+      for (let round = 0; round < rounds; round++) {
+        const userId = `after-outside-${round}@example.com`;
+        const store = stores[round % stores.length]!;
+        const { notBefore } = await revoke(userId);
+        const login = await store
+          .createSession({ userId, ttlSeconds: TTL_SECONDS, ...carrying(userId) })
+          .catch((e: unknown) => e as Error);
+        if (login instanceof Error) {
+          expect(login).toBeInstanceOf(SessionRevokedError);
+          refused.push(round);
+          continue;
+        }
+        expect(login.issuedAt).toBeGreaterThanOrEqual(notBefore);
+      }
+      expect({ refused: refused.length, of: rounds }).toEqual({ refused: 0, of: rounds });
+    });
+
     it('refuses old sessions on read as soon as the stamp is written, before clean-up is done', async () => {
       const userId = 'window@example.com';
       const [store] = stores as [SessionStore];

@@ -412,12 +412,13 @@ export class SessionStore {
     checkId(groupId, 'groupId');
     const cutoff =
       options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
-    const [nb, , ...users] = (await this.scripts.stampIndex(
+    const [nb, redisNow, ...users] = (await this.scripts.stampIndex(
       this.keys.group(groupId),
       this.keys.groupNotBefore(groupId),
       cutoff,
       this.retentionMs,
     )) as string[];
+    if (cutoff === '') await waitPast(Number(nb) - Number(redisNow), performance.now());
     return { users, notBefore: Number(nb) };
   }
 
@@ -603,7 +604,9 @@ export class SessionStore {
 /**
  * A revocation "now" stamps Redis's current millisecond + 1, so a login in that same millisecond is
  * refused. Before resolving, let that millisecond pass: a login started after the call resolved is
- * then issued at or after the stamp, and lives.
+ * then issued at or after the stamp, and lives. On a cluster whose nodes run on different hosts, a
+ * group's or IdP session's stamp comes from its own node's clock and a login's time from its user's
+ * node: that holds only as far as the hosts' clocks agree (NTP keeps them within about a millisecond).
  */
 async function waitPast(ms: number, since: number): Promise<void> {
   // The script ran before its answer arrived (`since`), so `ms` on a monotonic clock from then is

@@ -280,9 +280,9 @@ function paced(
           res.resume();
           res.on('end', () => {
             lastAnswer = performance.now();
-            if (res.statusCode !== 200) {
-              if (counted) failed++;
-            } else if (counted) {
+            // A failure counts wherever it falls: a server failing in the warm-up must not pass.
+            if (res.statusCode !== 200) failed++;
+            else if (counted) {
               ok++;
               latencies.push(lastAnswer - due);
             } else warmupOk++;
@@ -291,7 +291,7 @@ function paced(
         },
       );
       req.on('error', () => {
-        if (counted) failed++;
+        failed++;
         finish();
       });
       req.on('timeout', () => req.destroy(new Error('timeout')));

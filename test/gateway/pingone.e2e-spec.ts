@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import fc from 'fast-check';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -623,6 +624,64 @@ describe('POST /webhooks/pingone', () => {
         }, 'the gateway to reconnect');
         expect(back?.body).toMatchObject({ received: 2, enqueued: 2 });
         expect((await gw!.commands()).map((c) => c.eventId).sort()).toEqual(['e-dies-1', 'e-dies-2']);
+      });
+    });
+    describe('a Redis that takes the jobs but refuses the dedup marks', () => {
+      let dir: string;
+      let server: RedisProcess;
+      let admin: Redis;
+      let gw: TestGateway;
+      const prefix = `{${uniquePrefix('p1-marks')}}`;
+
+      beforeAll(async () => {
+        dir = mkdtempSync(join(tmpdir(), 'sr-pingone-marks-'));
+        const [port] = (await freePorts(1)) as [number];
+        server = await startRedisServer(port, dir);
+        admin = new Redis({ port, maxRetriesPerRequest: 1 });
+        // Everything under the prefix but the dedup marks, which this user may read and not write.
+        await admin.acl(
+          'SETUSER',
+          'gateway',
+          'on',
+          '>gw-pass',
+          '+@all',
+          `~${prefix}:[^d]*`,
+          `%R~${prefix}:dedup:*`,
+        );
+        gw = await gateway('p1-marks', {
+          QUEUE_PREFIX: prefix,
+          QUEUE_REDIS_URL: `redis://gateway:gw-pass@127.0.0.1:${port}`,
+        });
+      });
+
+      afterAll(async () => {
+        await closeWithoutRedis(gw);
+        admin.disconnect();
+        const exited = new Promise((resolve) => server.process.once('exit', resolve));
+        server.process.kill('SIGKILL');
+        await exited;
+        rmSync(dir, { recursive: true, force: true });
+      });
+
+      it('answers 503, never 200, and the retry once Redis takes them enqueues each event once', async () => {
+        for (const body of [singleText, batchText]) {
+          const res = await post(gw, body);
+          expect(res.status).toBe(503);
+          expect(res.headers['retry-after']).toMatch(/^\d+$/);
+        }
+        // The jobs went in before the marks failed; nothing acknowledged them. (The single event is
+        // the batch's second.)
+        const ids = (await gw.commands()).map((c) => c.eventId).sort();
+        expect(ids).toHaveLength(3);
+        expect(await admin.keys(`${prefix}:dedup:*`)).toEqual([]);
+
+        await admin.acl('SETUSER', 'gateway', `~${prefix}:dedup:*`);
+        // PingOne's retry: the marks are written now, and BullMQ keeps one job per id.
+        expect((await post(gw, singleText)).body).toMatchObject({ enqueued: 1, duplicates: 0 });
+        expect((await post(gw, batchText)).body).toMatchObject({ enqueued: 2, duplicates: 1 });
+        expect((await post(gw, batchText)).body).toMatchObject({ enqueued: 0, duplicates: 3 });
+        expect(await admin.keys(`${prefix}:dedup:*`)).toHaveLength(3);
+        expect((await gw.commands()).map((c) => c.eventId).sort()).toEqual(ids);
       });
     });
   });

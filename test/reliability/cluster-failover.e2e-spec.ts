@@ -215,7 +215,7 @@ function failoverSuite(seedChoice: 'survivor' | 'killed') {
       const measured = {
         applied,
         job: (await (await job())?.getState()) ?? 'missing',
-        workerErrors: (workerLog.match(/worker error/g) ?? []).length,
+        workerErrors: (workerLog.match(/"msg":"worker of /g) ?? []).length,
         noStartupNode: (workerLog.match(/None of startup nodes is available/g) ?? []).length,
       };
       console.log(`cluster failover, idle worker afterwards: ${JSON.stringify(measured)}`);

@@ -1,7 +1,13 @@
 import { BullModule, getQueueToken } from '@nestjs/bullmq';
 import { TerminusModule } from '@nestjs/terminus';
 import type { Queue } from 'bullmq';
-import { connectMetricSources, HEALTH_TARGETS, HealthController, MetricsController } from '#health';
+import {
+  connectMetricSources,
+  HEALTH_TARGETS,
+  HealthController,
+  MetricsController,
+  queueErrorLogs,
+} from '#health';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import type { Redis } from 'ioredis';
@@ -72,6 +78,7 @@ export class GatewayModule {
           },
         },
         { provide: APP_FILTER, useClass: RedisUnavailableFilter },
+        queueErrorLogs(QUEUE_REDIS),
       ],
     };
   }

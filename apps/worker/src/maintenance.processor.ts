@@ -2,7 +2,7 @@ import { InjectQueue, Processor, WorkerHost } from '@nestjs/bullmq';
 import { type BeforeApplicationShutdown, Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig } from '#config';
+import { APP_CONFIG, type AppConfig, logRedisErrors } from '#config';
 import type { MemoryReading } from '#metrics';
 import { MAINTENANCE_QUEUE, readRedisMemory } from '#revocation';
 import { type ScanPosition, SessionStore, type SweepResult } from '#session-store';
@@ -40,6 +40,7 @@ export class MaintenanceProcessor
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    logRedisErrors(this.worker, 'maintenance worker', this.queueRedis, this.logger);
     const keep = { removeOnComplete: { count: 10 }, removeOnFail: { count: 100 } };
     await this.queue.upsertJobScheduler(
       'sweep',

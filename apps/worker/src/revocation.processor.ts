@@ -8,7 +8,7 @@ import {
 } from '@nestjs/common';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig } from '#config';
+import { APP_CONFIG, type AppConfig, logRedisErrors } from '#config';
 import { RevokerMetrics } from '#metrics';
 import { REVOCATION_PRIORITY_QUEUE, REVOCATION_QUEUE, RevocationCommand } from '#revocation';
 import { closeWorkerWithin } from './close-worker.js';
@@ -53,7 +53,7 @@ export class RevocationProcessor
       this.logger.warn(`job ${job?.id ?? '?'} ${final ? 'failed' : 'will be retried'}: ${err.message}`);
     });
     worker.on('completed', () => this.metrics.jobs.inc({ outcome: 'completed' }));
-    worker.on('error', (err) => this.logger.error(`worker error: ${err.message}`));
+    logRedisErrors(worker, `worker of ${queue}`, this.redis, this.logger);
     return worker;
   }
 

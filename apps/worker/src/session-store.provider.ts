@@ -5,6 +5,7 @@ import {
   closeRedisClient,
   ConfigError,
   createRedisClient,
+  logRedisErrors,
   type RedisClient,
 } from '#config';
 import { SessionStore } from '#session-store';
@@ -15,15 +16,18 @@ export const sessionRedisProvider: Provider = {
   provide: SESSION_REDIS,
   inject: [APP_CONFIG],
   useFactory: (config: AppConfig) =>
-    createRedisClient(
-      config.redis.url,
-      config.redis.cluster,
-      {
-        // A session Redis that is down should fail the job attempt fast (it is retried with backoff).
-        maxRetriesPerRequest: 2,
-        retryStrategy: (times) => Math.min(times * 100, 1000),
-      },
-      config.redis.clusterNodes,
+    logRedisErrors(
+      createRedisClient(
+        config.redis.url,
+        config.redis.cluster,
+        {
+          // A session Redis that is down should fail the job attempt fast (it is retried with backoff).
+          maxRetriesPerRequest: 2,
+          retryStrategy: (times) => Math.min(times * 100, 1000),
+        },
+        config.redis.clusterNodes,
+      ),
+      'session Redis',
     ),
 };
 

@@ -1,5 +1,12 @@
 import { Inject, Injectable, type OnApplicationShutdown, type Provider } from '@nestjs/common';
-import { APP_CONFIG, type AppConfig, closeRedisClient, createRedisClient, type RedisClient } from '#config';
+import {
+  APP_CONFIG,
+  type AppConfig,
+  closeRedisClient,
+  createRedisClient,
+  logRedisErrors,
+  type RedisClient,
+} from '#config';
 
 export const WORKER_QUEUE_REDIS = Symbol('WORKER_QUEUE_REDIS');
 
@@ -11,11 +18,14 @@ export const workerQueueRedisProvider: Provider = {
   provide: WORKER_QUEUE_REDIS,
   inject: [APP_CONFIG],
   useFactory: (config: AppConfig) =>
-    createRedisClient(
-      config.redis.queueUrl,
-      config.redis.queueCluster,
-      { maxRetriesPerRequest: null },
-      config.redis.queueClusterNodes,
+    logRedisErrors(
+      createRedisClient(
+        config.redis.queueUrl,
+        config.redis.queueCluster,
+        { maxRetriesPerRequest: null },
+        config.redis.queueClusterNodes,
+      ),
+      'queue Redis',
     ),
 };
 

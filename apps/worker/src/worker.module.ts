@@ -1,7 +1,13 @@
 import { BullModule, getQueueToken } from '@nestjs/bullmq';
 import { TerminusModule } from '@nestjs/terminus';
 import type { Queue } from 'bullmq';
-import { connectMetricSources, HEALTH_TARGETS, HealthController, MetricsController } from '#health';
+import {
+  connectMetricSources,
+  HEALTH_TARGETS,
+  HealthController,
+  MetricsController,
+  queueErrorLogs,
+} from '#health';
 import { type DynamicModule, Inject, Injectable, Module, type OnModuleInit } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig, ConfigModule } from '#config';
@@ -67,6 +73,7 @@ export class WorkerModule {
             return targets;
           },
         },
+        queueErrorLogs(WORKER_QUEUE_REDIS),
         QueuePolicyCheck,
         sessionRedisProvider,
         sessionStoreProvider,

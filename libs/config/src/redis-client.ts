@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
 export type RedisClient = Redis | Cluster;
@@ -54,4 +55,36 @@ export async function closeRedisClient(redis: RedisClient | null | undefined): P
   ]);
   clearTimeout(timer);
   redis.disconnect();
+}
+
+interface Emitter {
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'ready', listener: () => void): unknown;
+}
+
+/**
+ * Logs what goes wrong with a Redis client, a BullMQ queue or a worker as JSON warnings: the first
+ * error of an outage and any different one after it, not every failed reconnect (without a listener,
+ * ioredis prints each attempt to stderr and BullMQ a stack; a worker retries several times a second).
+ * The next 'ready' of `readyFrom` ends the outage; for the client itself it is logged. A queue or a
+ * worker does not forward 'ready': pass the client it uses.
+ */
+export function logRedisErrors<T extends Emitter>(
+  source: T,
+  what: string,
+  readyFrom: Emitter = source,
+  logger: Pick<Logger, 'warn' | 'log'> = new Logger('Redis'),
+): T {
+  let last: string | undefined;
+  source.on('error', (err: Error) => {
+    if (err.message === last) return;
+    last = err.message;
+    logger.warn(`${what}: ${err.message}`);
+  });
+  readyFrom.on('ready', () => {
+    if (last === undefined) return;
+    last = undefined;
+    if (readyFrom === source) logger.log(`${what}: connected again`);
+  });
+  return source;
 }

@@ -3,3 +3,4 @@ export { HEALTH_TARGETS } from './health-targets.js';
 export type { HealthTargets } from './health-targets.js';
 export { MetricsController } from './metrics.controller.js';
 export { connectMetricSources } from './metrics-sources.js';
+export { queueErrorLogs } from './queue-error-logs.js';

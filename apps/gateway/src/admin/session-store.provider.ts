@@ -1,5 +1,12 @@
 import { Inject, Injectable, type OnApplicationShutdown, type Provider } from '@nestjs/common';
-import { APP_CONFIG, type AppConfig, closeRedisClient, createRedisClient, type RedisClient } from '#config';
+import {
+  APP_CONFIG,
+  type AppConfig,
+  closeRedisClient,
+  createRedisClient,
+  logRedisErrors,
+  type RedisClient,
+} from '#config';
 import { SessionStore } from '#session-store';
 import { GATEWAY_SESSION_STORE } from './admin.service.js';
 
@@ -10,11 +17,14 @@ const sessionRedisProvider: Provider = {
   inject: [APP_CONFIG],
   useFactory: (config: AppConfig) =>
     config.session.tagSecret
-      ? createRedisClient(
-          config.redis.url,
-          config.redis.cluster,
-          { maxRetriesPerRequest: 1 },
-          config.redis.clusterNodes,
+      ? logRedisErrors(
+          createRedisClient(
+            config.redis.url,
+            config.redis.cluster,
+            { maxRetriesPerRequest: 1 },
+            config.redis.clusterNodes,
+          ),
+          'session Redis',
         )
       : null,
 };

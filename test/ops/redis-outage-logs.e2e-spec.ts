@@ -1,0 +1,128 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnService, type ServiceProcess } from '../support/cluster-processes.js';
+import { freePorts, type RedisProcess, startRedisServer, waitFor } from '../support/redis.js';
+
+const SECRET = 'outage-webhook-secret-0123456789';
+
+/** Kills a redis-server and resolves once it has exited. */
+async function kill(server: RedisProcess): Promise<void> {
+  if (server.process.exitCode !== null || server.process.signalCode !== null) return;
+  const exited = new Promise((resolve) => server.process.once('exit', resolve));
+  server.process.kill('SIGKILL');
+  await exited;
+}
+
+/**
+ * While Redis is down, ioredis retries every second or two and BullMQ's workers several times a second.
+ * The logs must say so as JSON, once per client, queue and worker, and say when it is back; not print
+ * a stack trace to stderr for every attempt.
+ */
+describe('logs while Redis is down', () => {
+  let dir: string;
+  let server: RedisProcess;
+  let redisPort: number;
+  let gateway: ServiceProcess;
+  let worker: ServiceProcess;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sr-outage-'));
+    const [port, gatewayPort, workerPort] = (await freePorts(3)) as [number, number, number];
+    redisPort = port;
+    server = await startRedisServer(redisPort, dir);
+    const env = {
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      SESSION_TAG_SECRET: 'outage-session-tag-secret-0123456789',
+      PINGONE_WEBHOOK_SECRET: SECRET,
+      LOG_LEVEL: 'info',
+    };
+    [gateway, worker] = await Promise.all([
+      spawnService('gateway', gatewayPort, env),
+      spawnService('worker', workerPort, env),
+    ]);
+  }, 40_000);
+
+  afterAll(async () => {
+    await Promise.all([gateway?.stop(), worker?.stop()]);
+    if (server) await kill(server);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('are one JSON warning per client, queue and worker for an outage, and a line when it is back', async () => {
+    const startedAt = { gateway: gateway.output().length, worker: worker.output().length };
+    await kill(server);
+    // A delivery meanwhile: refused (503), and it makes the gateway's queue client fail a command too.
+    await waitFor(async () => {
+      const res = await fetch(`${gateway.url}/webhooks/pingone`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          id: 'outage-1',
+          recordedAt: new Date().toISOString(),
+          action: { type: 'USER.DELETED' },
+          resources: [{ type: 'USER', id: 'user-1' }],
+          result: { status: 'SUCCESS' },
+        }),
+      });
+      return res.status === 503;
+    }, 'a delivery refused while Redis is down');
+    const since = (p: ServiceProcess, role: 'gateway' | 'worker') => p.output().slice(startedAt[role]);
+    const lines = (text: string) => text.split('\n').filter(Boolean);
+    const parsed = (line: string) => {
+      try {
+        return JSON.parse(line) as { level: number; msg: string };
+      } catch {
+        return undefined;
+      }
+    };
+    const warnings = (text: string) =>
+      lines(text)
+        .map(parsed)
+        .filter((l) => l?.level === 40 && /ECONNREFUSED/.test(l.msg))
+        .map((l) => l!.msg.split(':')[0]!);
+    // Both have noticed everything they hold, then several seconds of reconnect attempts go by.
+    await waitFor(() => warnings(since(worker, 'worker')).includes('session Redis'), 'the worker to notice');
+    await waitFor(() => warnings(since(gateway, 'gateway')).includes('queue Redis'), 'the gateway to notice');
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+
+    server = await startRedisServer(redisPort, dir);
+    const back = (p: ServiceProcess, role: 'gateway' | 'worker') =>
+      since(p, role).includes('queue Redis: connected again') &&
+      since(p, role).includes('session Redis: connected again');
+    await waitFor(() => back(gateway, 'gateway') && back(worker, 'worker'), 'both to reconnect', 15_000);
+
+    for (const [role, p] of [
+      ['gateway', gateway],
+      ['worker', worker],
+    ] as const) {
+      const text = since(p, role);
+      // Every line is JSON: no "[ioredis] Unhandled error event", no stack trace.
+      const seen = warnings(text);
+      expect({
+        role,
+        notJson: lines(text)
+          .filter((l) => !parsed(l))
+          .slice(0, 3),
+      }).toEqual({
+        role,
+        notJson: [],
+      });
+      // Each source once: retries of the same error are not repeated.
+      expect({ role, repeated: seen.length - new Set(seen).size }).toEqual({ role, repeated: 0 });
+    }
+    expect(new Set(warnings(since(gateway, 'gateway')))).toEqual(
+      new Set([
+        'queue Redis',
+        'session Redis',
+        'queue revocations',
+        'queue revocations-priority',
+        'queue maintenance',
+      ]),
+    );
+    expect(warnings(since(worker, 'worker'))).toEqual(
+      expect.arrayContaining(['queue Redis', 'session Redis', 'worker of revocations', 'maintenance worker']),
+    );
+  }, 60_000);
+});

@@ -9,14 +9,15 @@ import { commandId, REVOCATION_PRIORITY_QUEUE, type RevocationCommand } from '#r
 import { SessionStore } from '#session-store';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { waitForQueuesIdle } from '../support/queues.js';
-import { REDIS_URL, uniquePrefix, waitFor } from '../support/redis.js';
+import { freePorts, REDIS_URL, uniquePrefix, waitFor } from '../support/redis.js';
+import { quietQueues } from '../support/reliability-redis.js';
 import { SessionKeys } from '../support/session-keys.js';
 import { startWorker, type TestWorker } from '../support/worker.js';
 
 /**
  * The admin API end to end over HTTP (supertest against the real gateway app on Fastify, real Redis,
  * an in-process worker where a command must run): every endpoint's success path, and 400, 401, 403,
- * 404 and 429.
+ * 404, 429 and 503 (Redis unreachable).
  */
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -36,6 +37,20 @@ const nowSec = () => Math.floor(Date.now() / 1000);
 
 type Method = 'get' | 'post' | 'delete';
 type Auth = string | null | { header: string };
+
+/** Every admin operation, with ids that pass validation. */
+const ENDPOINTS: [Method, string][] = [
+  ['get', '/admin/users/u-auth/sessions'],
+  ['post', '/admin/users/u-auth/revoke'],
+  ['delete', '/admin/users/u-auth/sessions/AAAAAAAAAAAAAAAAAAAAAA'],
+  ['post', '/admin/groups/g-auth/revoke'],
+  ['get', '/admin/commands/admin-unknown'],
+  ['get', '/admin/audit'],
+  ['get', '/admin/quarantine'],
+  ['post', '/admin/quarantine/0-1/replay'],
+  ['get', '/admin/failed'],
+  ['post', '/admin/failed/no-such-job/retry'],
+];
 
 describe('admin API', () => {
   const sessionPrefix = uniquePrefix('adm-api-s');
@@ -119,18 +134,6 @@ describe('admin API', () => {
     keys.create({ userId, ttlSeconds: 3600, ...extra });
 
   /** Every admin endpoint, with ids that are well-formed (so only authentication decides). */
-  const ENDPOINTS: [Method, string][] = [
-    ['get', '/admin/users/u-auth/sessions'],
-    ['post', '/admin/users/u-auth/revoke'],
-    ['delete', '/admin/users/u-auth/sessions/AAAAAAAAAAAAAAAAAAAAAA'],
-    ['post', '/admin/groups/g-auth/revoke'],
-    ['get', '/admin/commands/admin-unknown'],
-    ['get', '/admin/audit'],
-    ['get', '/admin/quarantine'],
-    ['post', '/admin/quarantine/0-1/replay'],
-    ['get', '/admin/failed'],
-    ['post', '/admin/failed/no-such-job/retry'],
-  ];
 
   /** Jobs on both revocation queues, in any state. */
   const jobCount = async () => {
@@ -740,8 +743,10 @@ describe('admin API', () => {
         expect({ path, method, documented: Boolean(op) }).toEqual({ path, method, documented: true });
         for (const name of path.match(/\{(\w+)\}/g)?.map((p) => p.slice(1, -1)) ?? [])
           expect(op!.parameters).toContainEqual(expect.objectContaining({ name, in: 'path' }));
-        expect(Object.keys(op!.responses)).toEqual(expect.arrayContaining(['400', '401', '403', '429']));
-        for (const status of ['400', '401', '403', '429'])
+        expect(Object.keys(op!.responses)).toEqual(
+          expect.arrayContaining(['400', '401', '403', '429', '503']),
+        );
+        for (const status of ['400', '401', '403', '429', '503'])
           expect(op!.responses[status]!.content?.['application/json']?.schema).toMatchObject({
             properties: { statusCode: expect.anything() },
           });
@@ -883,5 +888,42 @@ describe('admin ?wait=true without a worker', () => {
       .set('Authorization', `Bearer ${KEY}`)
       .expect(200);
     expect(status.body.state).toBe('queued');
+  });
+});
+
+describe('admin API while Redis is unreachable', () => {
+  const KEY = 'admin-down-key-0123456789';
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    const [deadPort] = (await freePorts(1)) as [number];
+    const dead = `redis://127.0.0.1:${deadPort}`;
+    gw = await startGateway({
+      REDIS_URL: dead,
+      QUEUE_PREFIX: `{${uniquePrefix('adm-down')}}`,
+      SESSION_TAG_SECRET: 'admin-down-tag-secret-0123',
+      ADMIN_API_KEY: KEY,
+      ENQUEUE_TIMEOUT_MS: '500',
+    });
+    // Expected: both clients fail to connect for the whole test.
+    quietQueues(gw.app, [gw.redis, gw.queue]);
+  });
+  afterAll(async () => {
+    await gw.app.close();
+    gw.redis.disconnect();
+  });
+
+  it('answers 503 with Retry-After on every operation, never 500', async () => {
+    for (const [method, path] of ENDPOINTS) {
+      let r = request(gw.app.getHttpServer())[method](path).set('Authorization', `Bearer ${KEY}`);
+      if (method === 'post') r = r.set('Content-Type', 'application/json').send({ reason: 'outage drill' });
+      const res = await r;
+      expect({ method, path, status: res.status, retryAfter: res.headers['retry-after'] }).toEqual({
+        method,
+        path,
+        status: 503,
+        retryAfter: expect.stringMatching(/^\d+$/),
+      });
+    }
   });
 });

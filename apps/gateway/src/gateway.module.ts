@@ -15,6 +15,7 @@ import { type AppConfig, ConfigModule } from '#config';
 import { RevokerMetrics } from '#metrics';
 import { ALL_QUEUES } from '#revocation';
 import { AdminAuditInterceptor } from './admin/admin-audit.interceptor.js';
+import { AdminDeadlineInterceptor } from './admin/admin-deadline.interceptor.js';
 import { AdminAuthService } from './admin/admin-auth.service.js';
 import { AdminController } from './admin/admin.controller.js';
 import { AdminGuard } from './admin/admin.guard.js';
@@ -67,6 +68,7 @@ export class GatewayModule {
         AdminGuard,
         AdminService,
         AdminAuditInterceptor,
+        AdminDeadlineInterceptor,
         ...gatewaySessionStoreProviders,
         {
           provide: HEALTH_TARGETS,

@@ -88,3 +88,15 @@ export function logRedisErrors<T extends Emitter>(
   });
   return source;
 }
+
+/**
+ * Whether an error means Redis could not be reached, or would not take a command just now (loading,
+ * failing over, out of memory): a request that met it deserves 503 and a retry, not a 500.
+ */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'MaxRetriesPerRequestError' || err.name === 'ClusterAllFailedError') return true;
+  return /Stream isn't writeable|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|None of startup nodes|Failed to refresh slots cache|^(CLUSTERDOWN|LOADING|READONLY|TRYAGAIN|MASTERDOWN|NOREPLICAS|OOM|BUSY)\b/.test(
+    err.message,
+  );
+}

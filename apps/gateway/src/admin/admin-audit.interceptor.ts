@@ -6,6 +6,7 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+import { isRedisUnavailable } from '#config';
 import { catchError, from, mergeMap, type Observable, throwError } from 'rxjs';
 import type { AdminRequest } from './admin.guard.js';
 import { AdminService } from './admin.service.js';
@@ -44,9 +45,9 @@ export class AdminAuditInterceptor implements NestInterceptor {
     return next.handle().pipe(
       mergeMap((body) => from(record(http.getResponse<FastifyReply>().statusCode).then(() => body))),
       catchError((err: unknown) =>
-        from(record(err instanceof HttpException ? err.getStatus() : 500)).pipe(
-          mergeMap(() => throwError(() => err)),
-        ),
+        from(
+          record(err instanceof HttpException ? err.getStatus() : isRedisUnavailable(err) ? 503 : 500),
+        ).pipe(mergeMap(() => throwError(() => err))),
       ),
     );
   }

@@ -39,6 +39,7 @@ import {
   UserIdParam,
 } from './admin.dto.js';
 import { AdminAuditInterceptor } from './admin-audit.interceptor.js';
+import { AdminDeadlineInterceptor } from './admin-deadline.interceptor.js';
 import { AdminGuard, type AdminRequest, RequireScope } from './admin.guard.js';
 import { AdminService } from './admin.service.js';
 import { ZodPipe } from './zod.pipe.js';
@@ -46,7 +47,7 @@ import { ZodPipe } from './zod.pipe.js';
 /** OpenAPI schema of a zod schema (OpenAPI 3.0 flavour of JSON Schema). */
 const schema = (s: z.ZodType) =>
   z.toJSONSchema(s, { target: 'openapi-3.0', io: 'output' }) as Record<string, unknown>;
-const errors = [400, 401, 403, 429].map((status) => ApiResponse({ status, schema: schema(ErrorBody) }));
+const errors = [400, 401, 403, 429, 503].map((status) => ApiResponse({ status, schema: schema(ErrorBody) }));
 const Errors = (): MethodDecorator => (target, key, descriptor) => {
   for (const d of errors) d(target, key, descriptor);
 };
@@ -55,7 +56,7 @@ const Errors = (): MethodDecorator => (target, key, descriptor) => {
 @ApiBearerAuth()
 @Controller('admin')
 @UseGuards(AdminGuard)
-@UseInterceptors(AdminAuditInterceptor)
+@UseInterceptors(AdminAuditInterceptor, AdminDeadlineInterceptor)
 export class AdminController {
   constructor(private readonly admin: AdminService) {}
 

@@ -19,12 +19,8 @@ import { QuarantineService, type QuarantineEntry } from './quarantine.service.js
 export const RETRY_AFTER_SECONDS = 5;
 
 export class RedisUnavailableException extends ServiceUnavailableException {
-  constructor() {
-    super({
-      statusCode: 503,
-      error: 'Service Unavailable',
-      message: 'could not store the delivery; retry later',
-    });
+  constructor(message = 'could not store the delivery; retry later') {
+    super({ statusCode: 503, error: 'Service Unavailable', message });
   }
 }
 

@@ -1,16 +1,31 @@
-import { type ArgumentsHost, Catch, type ExceptionFilter } from '@nestjs/common';
+import { type ArgumentsHost, Catch, HttpException } from '@nestjs/common';
+import { BaseExceptionFilter } from '@nestjs/core';
 import type { FastifyReply } from 'fastify';
+import { isRedisUnavailable } from '#config';
 import { RedisUnavailableException, RETRY_AFTER_SECONDS } from './ingest.service.js';
 
-/** A delivery Redis could not take: 503 with Retry-After, so the sender retries instead of dropping it. */
-@Catch(RedisUnavailableException)
-export class RedisUnavailableFilter implements ExceptionFilter {
-  catch(exception: RedisUnavailableException, host: ArgumentsHost): void {
+/**
+ * Redis could not take or answer a request: 503 with Retry-After, so the sender retries instead of
+ * dropping it and a client never mistakes an outage for a bug (500). A delivery's own
+ * RedisUnavailableException, or any Redis connection error that reaches here (admin reads and writes);
+ * everything else goes to Nest's handling.
+ */
+@Catch()
+export class RedisUnavailableFilter extends BaseExceptionFilter {
+  override catch(exception: unknown, host: ArgumentsHost): void {
+    const unavailable =
+      exception instanceof RedisUnavailableException ||
+      (!(exception instanceof HttpException) && isRedisUnavailable(exception));
+    if (!unavailable) return super.catch(exception, host);
+    const body =
+      exception instanceof RedisUnavailableException
+        ? exception.getResponse()
+        : { statusCode: 503, error: 'Service Unavailable', message: 'Redis is unavailable; retry later' };
     const reply = host.switchToHttp().getResponse<FastifyReply>();
     void reply
       .status(503)
       .header('Retry-After', String(RETRY_AFTER_SECONDS))
       .header('Cache-Control', 'no-store')
-      .send(exception.getResponse());
+      .send(body);
   }
 }

@@ -1,0 +1,35 @@
+import {
+  type CallHandler,
+  type ExecutionContext,
+  Inject,
+  Injectable,
+  type NestInterceptor,
+} from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { type Observable, throwError, timeout } from 'rxjs';
+import { APP_CONFIG, type AppConfig } from '#config';
+import { RedisUnavailableException } from '../webhooks/ingest.service.js';
+
+/**
+ * An admin call answers within ENQUEUE_TIMEOUT_MS (plus ADMIN_WAIT_TIMEOUT_MS with ?wait=true), or
+ * gets 503 with Retry-After: BullMQ waits for a Redis that has never answered since start-up, and the
+ * session client queues commands while it reconnects, so without a deadline a call could hang for as
+ * long as Redis is down. What was started goes on; every admin write is safe to repeat.
+ */
+@Injectable()
+export class AdminDeadlineInterceptor implements NestInterceptor {
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const query = context.switchToHttp().getRequest<FastifyRequest>().query as Record<string, unknown>;
+    const waits = query?.['wait'] === 'true';
+    const ms = this.config.enqueueTimeoutMs + (waits ? this.config.admin.waitTimeoutMs : 0);
+    return next.handle().pipe(
+      timeout({
+        first: ms,
+        with: () =>
+          throwError(() => new RedisUnavailableException('Redis did not answer in time; retry later')),
+      }),
+    );
+  }
+}

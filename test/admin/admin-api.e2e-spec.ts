@@ -893,9 +893,13 @@ describe('admin ?wait=true without a worker', () => {
 
 describe('admin API while Redis is unreachable', () => {
   const KEY = 'admin-down-key-0123456789';
+  const handles = () =>
+    process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r.startsWith('TCP')).length;
+  let handlesBefore: number;
   let gw: TestGateway;
 
   beforeAll(async () => {
+    handlesBefore = handles();
     const [deadPort] = (await freePorts(1)) as [number];
     const dead = `redis://127.0.0.1:${deadPort}`;
     gw = await startGateway({
@@ -911,6 +915,9 @@ describe('admin API while Redis is unreachable', () => {
   afterAll(async () => {
     await gw.app.close();
     gw.redis.disconnect();
+    // ioredis ends a socket that never connected on a 2 s timer: wait for it rather than leave Jest
+    // with open handles.
+    await waitFor(() => handles() <= handlesBefore, "the gateway's sockets and timers to go", 5000);
   });
 
   it('answers 503 with Retry-After on every operation, never 500', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { EventEmitter } from 'node:events';
-import { logRedisErrors } from './redis-client.js';
+import { logRedisErrors, REPEAT_ERROR_AFTER_MS } from './redis-client.js';
 
 /** Collects what would be logged. */
 function recorder() {
@@ -44,6 +44,37 @@ describe('logRedisErrors', () => {
     expect(lines).toEqual([
       'warn queue revocations: connect ECONNREFUSED',
       'warn queue revocations: connect ECONNREFUSED',
+    ]);
+  });
+
+  it('logs alternating errors once each, and one still going on again after a while', () => {
+    const client = new EventEmitter();
+    const { lines, logger } = recorder();
+    let clock = 0;
+    logRedisErrors(client, 'queue Redis', client, logger, () => clock);
+    for (let i = 0; i < 4; i++) {
+      client.emit('error', new Error('connect ECONNREFUSED'));
+      client.emit('error', new Error('Connection is closed.'));
+    }
+    clock += REPEAT_ERROR_AFTER_MS;
+    client.emit('error', new Error('connect ECONNREFUSED'));
+    expect(lines).toEqual([
+      'warn queue Redis: connect ECONNREFUSED',
+      'warn queue Redis: Connection is closed.',
+      'warn queue Redis: connect ECONNREFUSED',
+    ]);
+  });
+
+  it("logs a cluster node's errors, named by node", () => {
+    const cluster = new EventEmitter();
+    const { lines, logger } = recorder();
+    logRedisErrors(cluster, 'session Redis', cluster, logger);
+    cluster.emit('node error', new Error('connect ECONNREFUSED'), '10.0.0.2:7001');
+    cluster.emit('node error', new Error('connect ECONNREFUSED'), '10.0.0.2:7001');
+    cluster.emit('node error', new Error('connect ECONNREFUSED'), '10.0.0.3:7002');
+    expect(lines).toEqual([
+      'warn session Redis, node 10.0.0.2:7001: connect ECONNREFUSED',
+      'warn session Redis, node 10.0.0.3:7002: connect ECONNREFUSED',
     ]);
   });
 

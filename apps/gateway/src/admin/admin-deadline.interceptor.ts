@@ -11,10 +11,12 @@ import { APP_CONFIG, type AppConfig } from '#config';
 import { RedisUnavailableException } from '../webhooks/ingest.service.js';
 
 /**
- * An admin call answers within ENQUEUE_TIMEOUT_MS (plus ADMIN_WAIT_TIMEOUT_MS with ?wait=true), or
- * gets 503 with Retry-After: BullMQ waits for a Redis that has never answered since start-up, and the
- * session client queues commands while it reconnects, so without a deadline a call could hang for as
- * long as Redis is down. What was started goes on; every admin write is safe to repeat.
+ * An admin call answers within twice ENQUEUE_TIMEOUT_MS plus a second (plus ADMIN_WAIT_TIMEOUT_MS
+ * with ?wait=true), or gets 503 with Retry-After: BullMQ waits for a Redis that has never answered
+ * since start-up, and a stalled Redis may never answer, so without a deadline a call could hang for as
+ * long as Redis is down. The margin over ENQUEUE_TIMEOUT_MS (within which a revocation is stored or
+ * refused) keeps a call that did its work from answering 503. What was started goes on; every admin
+ * write is safe to repeat.
  */
 @Injectable()
 export class AdminDeadlineInterceptor implements NestInterceptor {
@@ -23,7 +25,7 @@ export class AdminDeadlineInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const query = context.switchToHttp().getRequest<FastifyRequest>().query as Record<string, unknown>;
     const waits = query?.['wait'] === 'true';
-    const ms = this.config.enqueueTimeoutMs + (waits ? this.config.admin.waitTimeoutMs : 0);
+    const ms = 2 * this.config.enqueueTimeoutMs + 1000 + (waits ? this.config.admin.waitTimeoutMs : 0);
     return next.handle().pipe(
       timeout({
         first: ms,

@@ -56,7 +56,8 @@ const Errors = (): MethodDecorator => (target, key, descriptor) => {
 @ApiBearerAuth()
 @Controller('admin')
 @UseGuards(AdminGuard)
-@UseInterceptors(AdminAuditInterceptor, AdminDeadlineInterceptor)
+// The deadline outermost: it bounds the audit write too, which a stalled Redis would hold up.
+@UseInterceptors(AdminDeadlineInterceptor, AdminAuditInterceptor)
 export class AdminController {
   constructor(private readonly admin: AdminService) {}
 

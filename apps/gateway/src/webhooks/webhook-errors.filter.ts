@@ -1,4 +1,4 @@
-import { type ArgumentsHost, Catch, HttpException } from '@nestjs/common';
+import { type ArgumentsHost, Catch, HttpException, Logger } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
 import type { FastifyReply } from 'fastify';
 import { isRedisUnavailable } from '#config';
@@ -12,11 +12,16 @@ import { RedisUnavailableException, RETRY_AFTER_SECONDS } from './ingest.service
  */
 @Catch()
 export class RedisUnavailableFilter extends BaseExceptionFilter {
+  private readonly log = new Logger('Redis');
+
   override catch(exception: unknown, host: ArgumentsHost): void {
     const unavailable =
       exception instanceof RedisUnavailableException ||
       (!(exception instanceof HttpException) && isRedisUnavailable(exception));
     if (!unavailable) return super.catch(exception, host);
+    // Refusals such as OOM, READONLY or LOADING reach no client 'error' listener: say them here.
+    if (!(exception instanceof RedisUnavailableException))
+      this.log.warn(`a request met Redis unavailable: ${(exception as Error).message}`);
     const body =
       exception instanceof RedisUnavailableException
         ? exception.getResponse()

@@ -10,14 +10,25 @@ const env = { ...process.env };
 const children = [];
 let stopping = false;
 
-function stop(code = 0) {
+/**
+ * Stops the service, then its Redis, then exits: the worker finishes its jobs against a Redis that
+ * is still there (killing both at once left it waiting out its grace period against a dead Redis, and
+ * outliving this launcher). Each child gets SIGTERM and, if still running after 30 s, SIGKILL.
+ */
+async function stop(code = 0) {
   if (stopping) return;
   stopping = true;
-  for (const child of children.reverse()) if (child.exitCode === null) child.kill('SIGTERM');
-  setTimeout(() => process.exit(code), 200).unref();
+  for (const child of [...children].reverse()) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  process.exit(code);
 }
-process.on('SIGINT', () => stop(0));
-process.on('SIGTERM', () => stop(0));
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => void stop(0));
 
 /** True when something answers PING on host:port. */
 function redisAnswers(port, host = '127.0.0.1') {
@@ -72,10 +83,12 @@ async function ensureRedis() {
       '--maxmemory-policy',
       'noeviction',
     ],
-    { stdio: 'ignore' },
+    // Its own process group: Ctrl-C in the terminal reaches the service and this launcher, which
+    // stops the Redis once the service is done with it.
+    { stdio: 'ignore', detached: true },
   );
   children.push(redis);
-  redis.once('exit', () => stop(1));
+  redis.once('exit', () => void stop(1));
   for (let i = 0; i < 100 && !(await redisAnswers(port)); i++) await new Promise((r) => setTimeout(r, 50));
   env.REDIS_URL = `redis://127.0.0.1:${port}`;
   return `a local redis-server on port ${port} (stopped when this exits)`;
@@ -97,7 +110,7 @@ env.PORT = String(port);
 
 const gateway = spawn(process.execPath, ['dist/apps/gateway/src/main.js'], { env, stdio: 'inherit' });
 children.push(gateway);
-gateway.once('exit', (code) => stop(code ?? 1));
+gateway.once('exit', (code) => void stop(code ?? 1));
 
 const base = `http://localhost:${port}`;
 for (let i = 0; i < 200; i++) {

@@ -52,8 +52,14 @@ describe('npm start', () => {
       expect(redisPort).not.toBe(absentPort);
 
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      // 'close' comes once every process holding the launcher's output has exited: the gateway it
+      // started inherited it.
+      const closed = new Promise<number>((resolve) => child.once('close', () => resolve(Date.now())));
       child.kill('SIGTERM');
-      await exited;
+      expect(await exited).toBe(0);
+      const exitedAt = Date.now();
+      // The launcher exits last, once the service it started is gone (not still shutting down).
+      expect((await closed) - exitedAt).toBeLessThan(1000);
       await waitFor(
         () =>
           spawnSync('redis-cli', ['-p', String(redisPort), 'ping'])

@@ -6,7 +6,7 @@ import { APP_CONFIG, type AppConfig, logRedisErrors } from '#config';
 import type { MemoryReading } from '#metrics';
 import { MAINTENANCE_QUEUE, readRedisMemory } from '#revocation';
 import { type ScanPosition, SessionStore, type SweepResult } from '#session-store';
-import { closeWorkerWithin } from './close-worker.js';
+import { closeWorkerWithin, RUN_RETRY_DELAY_MS } from './close-worker.js';
 import { SESSION_REDIS } from './session-store.provider.js';
 import { WORKER_QUEUE_REDIS } from './worker-redis.js';
 
@@ -17,7 +17,7 @@ export type RedisMemory = MemoryReading;
  * workers there are: the index sweep and the Redis memory watch. The memory readings go to Redis,
  * where any process's readiness check can read them.
  */
-@Processor(MAINTENANCE_QUEUE)
+@Processor(MAINTENANCE_QUEUE, { runRetryDelay: RUN_RETRY_DELAY_MS })
 export class MaintenanceProcessor
   extends WorkerHost
   implements OnApplicationBootstrap, BeforeApplicationShutdown

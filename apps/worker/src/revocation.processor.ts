@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig, logRedisErrors } from '#config';
 import { RevokerMetrics } from '#metrics';
 import { REVOCATION_PRIORITY_QUEUE, REVOCATION_QUEUE, RevocationCommand } from '#revocation';
-import { closeWorkerWithin } from './close-worker.js';
+import { closeWorkerWithin, RUN_RETRY_DELAY_MS } from './close-worker.js';
 import { type ExecutionResult, RevocationExecutor } from './revocation.executor.js';
 import { WORKER_QUEUE_REDIS } from './worker-redis.js';
 
@@ -46,6 +46,7 @@ export class RevocationProcessor
       concurrency: this.config.worker.concurrency,
       lockDuration: this.config.worker.lockDurationMs,
       stalledInterval: this.config.worker.stalledIntervalMs,
+      runRetryDelay: RUN_RETRY_DELAY_MS,
     });
     worker.on('failed', (job, err) => {
       const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || err instanceof UnrecoverableError;

@@ -22,7 +22,12 @@ export const workerQueueRedisProvider: Provider = {
       createRedisClient(
         config.redis.queueUrl,
         config.redis.queueCluster,
-        { maxRetriesPerRequest: null },
+        {
+          maxRetriesPerRequest: null,
+          // Back within a second of Redis (ioredis 6 backs off to 5 s; BullMQ's blocking connections,
+          // duplicates of this client, then took over 10 s to take jobs again after a 3 s outage).
+          retryStrategy: (times) => Math.min(times * 100, 1000),
+        },
         config.redis.queueClusterNodes,
       ),
       'queue Redis',

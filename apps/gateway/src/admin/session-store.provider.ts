@@ -21,7 +21,8 @@ const sessionRedisProvider: Provider = {
           createRedisClient(
             config.redis.url,
             config.redis.cluster,
-            { maxRetriesPerRequest: 1 },
+            // Back within a second of Redis (ioredis 6 alone backs off to 5 s).
+            { maxRetriesPerRequest: 1, retryStrategy: (times) => Math.min(times * 100, 1000) },
             config.redis.clusterNodes,
           ),
           'session Redis',

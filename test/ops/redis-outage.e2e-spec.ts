@@ -10,6 +10,21 @@ import { freePorts, type RedisProcess, startRedisServer, waitFor } from '../supp
 const SECRET = 'outage-webhook-secret-0123456789';
 const TAG_SECRET = 'outage-session-tag-secret-0123456789';
 
+/** A PingOne USER.DELETED delivery to the gateway. */
+function deliverUserDeleted(gateway: ServiceProcess, eventId: string, userId: string): Promise<Response> {
+  return fetch(`${gateway.url}/webhooks/pingone`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      id: eventId,
+      recordedAt: new Date().toISOString(),
+      action: { type: 'USER.DELETED' },
+      resources: [{ type: 'USER', id: userId }],
+      result: { status: 'SUCCESS' },
+    }),
+  });
+}
+
 /** Kills a redis-server and resolves once it has exited. */
 async function kill(server: RedisProcess): Promise<void> {
   if (server.process.exitCode !== null || server.process.signalCode !== null) return;
@@ -59,17 +74,7 @@ describe('a Redis outage', () => {
     await kill(server);
     // A delivery meanwhile: refused (503), and it makes the gateway's queue client fail a command too.
     await waitFor(async () => {
-      const res = await fetch(`${gateway.url}/webhooks/pingone`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
-        body: JSON.stringify({
-          id: 'outage-1',
-          recordedAt: new Date().toISOString(),
-          action: { type: 'USER.DELETED' },
-          resources: [{ type: 'USER', id: 'user-1' }],
-          result: { status: 'SUCCESS' },
-        }),
-      });
+      const res = await deliverUserDeleted(gateway, 'outage-1', 'user-1');
       return res.status === 503;
     }, 'a delivery refused while Redis is down');
     const since = (p: ServiceProcess, role: 'gateway' | 'worker') => p.output().slice(startedAt[role]);
@@ -147,17 +152,7 @@ describe('a Redis outage', () => {
         ttlSeconds: 3600,
         issuedAt: Date.now() - 60_000,
       });
-      const res = await fetch(`${gateway.url}/webhooks/pingone`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
-        body: JSON.stringify({
-          id: 'outage-2',
-          recordedAt: new Date().toISOString(),
-          action: { type: 'USER.DELETED' },
-          resources: [{ type: 'USER', id: 'outage-user' }],
-          result: { status: 'SUCCESS' },
-        }),
-      });
+      const res = await deliverUserDeleted(gateway, 'outage-2', 'outage-user');
       expect(res.status).toBe(200);
       await waitFor(async () => (await store.getSession(session.sessionId)) === null, 'the revocation', 5000);
 

@@ -6,14 +6,7 @@ import {
   type OnModuleInit,
   type Provider,
 } from '@nestjs/common';
-import {
-  APP_CONFIG,
-  type AppConfig,
-  closeRedisClient,
-  createRedisClient,
-  logRedisErrors,
-  type RedisClient,
-} from '#config';
+import { APP_CONFIG, type AppConfig, closeRedisClient, type RedisClient, redisClientFor } from '#config';
 import { assertQueueRedisPolicy } from '#revocation';
 
 /** Injection token of the gateway's client of the queue Redis. */
@@ -27,20 +20,11 @@ export const queueRedisProvider: Provider = {
   provide: QUEUE_REDIS,
   inject: [APP_CONFIG],
   useFactory: (config: AppConfig) =>
-    logRedisErrors(
-      createRedisClient(
-        config.redis.queueUrl,
-        config.redis.queueCluster,
-        {
-          enableOfflineQueue: false,
-          maxRetriesPerRequest: 1,
-          connectTimeout: 2000,
-          retryStrategy: (times) => Math.min(times * 200, 2000),
-        },
-        config.redis.queueClusterNodes,
-      ),
-      'queue Redis',
-    ),
+    redisClientFor(config, 'queue', {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2000,
+    }),
 };
 
 /**

@@ -4,9 +4,8 @@ import {
   type AppConfig,
   closeRedisClient,
   ConfigError,
-  createRedisClient,
-  logRedisErrors,
   type RedisClient,
+  redisClientFor,
 } from '#config';
 import { SessionStore } from '#session-store';
 
@@ -15,20 +14,8 @@ export const SESSION_REDIS = Symbol('SESSION_REDIS');
 export const sessionRedisProvider: Provider = {
   provide: SESSION_REDIS,
   inject: [APP_CONFIG],
-  useFactory: (config: AppConfig) =>
-    logRedisErrors(
-      createRedisClient(
-        config.redis.url,
-        config.redis.cluster,
-        {
-          // A session Redis that is down should fail the job attempt fast (it is retried with backoff).
-          maxRetriesPerRequest: 2,
-          retryStrategy: (times) => Math.min(times * 100, 1000),
-        },
-        config.redis.clusterNodes,
-      ),
-      'session Redis',
-    ),
+  // A session Redis that is down should fail the job attempt fast (it is retried with backoff).
+  useFactory: (config: AppConfig) => redisClientFor(config, 'sessions', { maxRetriesPerRequest: 2 }),
 };
 
 /** The session store the applications write to; the worker revokes through it. */

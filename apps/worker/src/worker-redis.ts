@@ -1,12 +1,5 @@
 import { Inject, Injectable, type OnApplicationShutdown, type Provider } from '@nestjs/common';
-import {
-  APP_CONFIG,
-  type AppConfig,
-  closeRedisClient,
-  createRedisClient,
-  logRedisErrors,
-  type RedisClient,
-} from '#config';
+import { APP_CONFIG, type AppConfig, closeRedisClient, type RedisClient, redisClientFor } from '#config';
 
 export const WORKER_QUEUE_REDIS = Symbol('WORKER_QUEUE_REDIS');
 
@@ -17,21 +10,7 @@ export const WORKER_QUEUE_REDIS = Symbol('WORKER_QUEUE_REDIS');
 export const workerQueueRedisProvider: Provider = {
   provide: WORKER_QUEUE_REDIS,
   inject: [APP_CONFIG],
-  useFactory: (config: AppConfig) =>
-    logRedisErrors(
-      createRedisClient(
-        config.redis.queueUrl,
-        config.redis.queueCluster,
-        {
-          maxRetriesPerRequest: null,
-          // Back within a second of Redis (ioredis 6 backs off to 5 s; BullMQ's blocking connections,
-          // duplicates of this client, then took over 10 s to take jobs again after a 3 s outage).
-          retryStrategy: (times) => Math.min(times * 100, 1000),
-        },
-        config.redis.queueClusterNodes,
-      ),
-      'queue Redis',
-    ),
+  useFactory: (config: AppConfig) => redisClientFor(config, 'queue', { maxRetriesPerRequest: null }),
 };
 
 /** Closes the client last: after workers and queues (Nest runs shutdown hooks in reverse module order). */

@@ -1,12 +1,5 @@
 import { Inject, Injectable, type OnApplicationShutdown, type Provider } from '@nestjs/common';
-import {
-  APP_CONFIG,
-  type AppConfig,
-  closeRedisClient,
-  createRedisClient,
-  logRedisErrors,
-  type RedisClient,
-} from '#config';
+import { APP_CONFIG, type AppConfig, closeRedisClient, type RedisClient, redisClientFor } from '#config';
 import { SessionStore } from '#session-store';
 import { GATEWAY_SESSION_STORE } from './admin.service.js';
 
@@ -16,18 +9,7 @@ const sessionRedisProvider: Provider = {
   provide: GATEWAY_SESSION_REDIS,
   inject: [APP_CONFIG],
   useFactory: (config: AppConfig) =>
-    config.session.tagSecret
-      ? logRedisErrors(
-          createRedisClient(
-            config.redis.url,
-            config.redis.cluster,
-            // Back within a second of Redis (ioredis 6 alone backs off to 5 s).
-            { maxRetriesPerRequest: 1, retryStrategy: (times) => Math.min(times * 100, 1000) },
-            config.redis.clusterNodes,
-          ),
-          'session Redis',
-        )
-      : null,
+    config.session.tagSecret ? redisClientFor(config, 'sessions', { maxRetriesPerRequest: 1 }) : null,
 };
 
 /** The admin API reads sessions through the same store as the applications (when it has the tag secret). */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { SessionStore } from '#session-store';
-import { spawnService, type ServiceProcess } from '../support/cluster-processes.js';
+import { spawnGatewayAndWorker, type ServiceProcess } from '../support/cluster-processes.js';
 import { freePorts, type RedisProcess, startRedisServer, waitFor } from '../support/redis.js';
 
 const SECRET = 'outage-webhook-secret-0123456789';
@@ -48,8 +48,7 @@ describe('a Redis outage', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'sr-outage-'));
-    const [port, gatewayPort, workerPort] = (await freePorts(3)) as [number, number, number];
-    redisPort = port;
+    [redisPort] = (await freePorts(1)) as [number];
     server = await startRedisServer(redisPort, dir);
     const env = {
       REDIS_URL: `redis://127.0.0.1:${redisPort}`,
@@ -57,10 +56,7 @@ describe('a Redis outage', () => {
       PINGONE_WEBHOOK_SECRET: SECRET,
       LOG_LEVEL: 'info',
     };
-    [gateway, worker] = await Promise.all([
-      spawnService('gateway', gatewayPort, env),
-      spawnService('worker', workerPort, env),
-    ]);
+    ({ gateway, worker } = await spawnGatewayAndWorker(env));
   }, 40_000);
 
   afterAll(async () => {

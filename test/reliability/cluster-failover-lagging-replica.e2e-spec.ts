@@ -4,11 +4,11 @@ import type { Cluster, Redis } from 'ioredis';
 import { commandId } from '#revocation';
 import { SessionStore } from '#session-store';
 import { deliver, type DeliveryOutcome, userDeleted } from '../support/cluster-deliveries.js';
-import { type ServiceProcess, spawnService } from '../support/cluster-processes.js';
+import { type ServiceProcess, spawnGatewayAndWorker } from '../support/cluster-processes.js';
 import { type FailoverCluster, startFailoverCluster } from '../support/cluster-redis.js';
 import { CLUSTER_QUEUE_PREFIX as QUEUE_PREFIX, clusterEnv, clusterSide } from '../support/cluster-service.js';
 import { waitForQueuesIdle } from '../support/queues.js';
-import { freePorts, waitFor } from '../support/redis.js';
+import { waitFor } from '../support/redis.js';
 
 const SECRET = 'cluster-lag-webhook-secret';
 const TAG_SECRET = 'cluster-lag-tag-secret-0123456789';
@@ -42,7 +42,6 @@ describe('Redis Cluster failover while a master’s replica lags', () => {
     [, seedMaster] = (await cluster.topology())
       .filter((n) => n.role === 'master' && n.port !== queueMaster)
       .map((n) => n.port) as [number, number];
-    const [gatewayPort, workerPort] = (await freePorts(2)) as [number, number];
     // A seed that survives both failovers: losing the seed is cluster-failover.e2e-spec.ts's subject.
     const env = clusterEnv(
       `redis://127.0.0.1:${seedMaster}`,
@@ -60,10 +59,7 @@ describe('Redis Cluster failover while a master’s replica lags', () => {
         JOB_ATTEMPTS: '20',
       },
     );
-    [gateway, worker] = await Promise.all([
-      spawnService('gateway', gatewayPort, env),
-      spawnService('worker', workerPort, env),
-    ]);
+    ({ gateway, worker } = await spawnGatewayAndWorker(env));
     ({ redis, store, queues } = clusterSide(cluster, TAG_SECRET));
   }, 60_000);
 

@@ -5,7 +5,7 @@ import { commandId } from '#revocation';
 import { type CreatedSession, SessionStore } from '#session-store';
 import { inBatches } from '../support/commands.js';
 import { deliver, type DeliveryOutcome, userDeleted } from '../support/cluster-deliveries.js';
-import { type ServiceProcess, spawnService } from '../support/cluster-processes.js';
+import { type ServiceProcess, spawnGatewayAndWorker, spawnService } from '../support/cluster-processes.js';
 import { type FailoverCluster, startFailoverCluster } from '../support/cluster-redis.js';
 import {
   CLUSTER_QUEUE_PREFIX as QUEUE_PREFIX,
@@ -52,7 +52,6 @@ function failoverSuite(seedChoice: 'survivor' | 'killed') {
         seedChoice === 'killed'
           ? queueMaster
           : nodes.find((n) => n.role === 'master' && n.port !== queueMaster)!.port;
-      const [gatewayPort, workerPort] = (await freePorts(2)) as [number, number];
       env = clusterEnv(
         `redis://127.0.0.1:${seed}`,
         { webhook: SECRET, tag: TAG_SECRET },
@@ -71,10 +70,7 @@ function failoverSuite(seedChoice: 'survivor' | 'killed') {
           STALLED_INTERVAL_MS: '1000',
         },
       );
-      [gateway, worker] = await Promise.all([
-        spawnService('gateway', gatewayPort, env),
-        spawnService('worker', workerPort, env),
-      ]);
+      ({ gateway, worker } = await spawnGatewayAndWorker(env));
       ({ redis, store, queues } = clusterSide(cluster, TAG_SECRET));
       sessions = await sessionsFromAnHourAgo(store, users);
     }, 60_000);

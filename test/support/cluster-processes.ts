@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { waitFor } from './redis.js';
+import { freePorts, waitFor } from './redis.js';
 
 /** The built entry points: `npm run build` makes them. */
 export const GATEWAY_MAIN = resolve('dist/apps/gateway/src/main.js');
@@ -80,4 +80,16 @@ export async function spawnService(
     throw new Error(`the ${role} did not start (${started}):\n${output}`);
   }
   return service;
+}
+
+/** A gateway and a worker on spare ports, started together with the same environment. */
+export async function spawnGatewayAndWorker(
+  env: Record<string, string>,
+): Promise<{ gateway: ServiceProcess; worker: ServiceProcess }> {
+  const [gatewayPort, workerPort] = (await freePorts(2)) as [number, number];
+  const [gateway, worker] = await Promise.all([
+    spawnService('gateway', gatewayPort, env),
+    spawnService('worker', workerPort, env),
+  ]);
+  return { gateway, worker };
 }

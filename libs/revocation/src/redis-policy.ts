@@ -1,3 +1,4 @@
+import keySlot from 'cluster-key-slot';
 import type { Cluster, Redis } from 'ioredis';
 import type { MemoryReading } from '#metrics';
 
@@ -94,8 +95,6 @@ export async function assertQueueRedisPolicy(
   return policy;
 }
 
-const slotCache = new Map<string, number>();
-
 /**
  * WAITs on one connection, shared by everyone who wrote through it. WAIT blocks its connection and
  * covers only writes that connection sent before it, so one WAIT per caller would queue them one
@@ -175,14 +174,8 @@ export async function waitForReplicas(
   let node: Redis = redis as Redis;
   if ('nodes' in redis) {
     const cluster = redis as Cluster;
-    let slot = slotCache.get(key);
-    if (slot === undefined) {
-      slot = Number(await cluster.cluster('KEYSLOT', key));
-      // Keys are per user on the worker: keep the cache bounded.
-      if (slotCache.size >= 10_000) slotCache.clear();
-      slotCache.set(key, slot);
-    }
-    const owner = cluster.slots[slot]?.[0];
+    // The slot is a hash of the key, computed here as ioredis does to route commands: no round trip.
+    const owner = cluster.slots[keySlot(key)]?.[0];
     node =
       cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner) ??
       cluster.nodes('master')[0]!;

@@ -2,7 +2,7 @@ import { type ArgumentsHost, Catch, HttpException, Logger } from '@nestjs/common
 import { BaseExceptionFilter } from '@nestjs/core';
 import type { FastifyReply } from 'fastify';
 import { isRedisUnavailable } from '#config';
-import { RedisUnavailableException, RETRY_AFTER_SECONDS } from './ingest.service.js';
+import { RedisUnavailableException, RETRY_AFTER_SECONDS } from './webhooks/ingest.service.js';
 
 /**
  * Redis could not take or answer a request: 503 with Retry-After, so the sender retries instead of

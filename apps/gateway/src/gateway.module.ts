@@ -27,7 +27,7 @@ import { BackchannelLogoutController, SsfController } from './webhooks/jwt-webho
 import { PingOneAuthGuard } from './webhooks/pingone-auth.guard.js';
 import { PingOneWebhookController } from './webhooks/pingone-webhook.controller.js';
 import { QuarantineService } from './webhooks/quarantine.service.js';
-import { RedisUnavailableFilter } from './redis-unavailable.filter.js';
+import { RedisUnavailableFilter } from './redis-unavailable.js';
 
 /** Shares the queue Redis client with BullMQ's Queue (which then leaves closing it to us). */
 @Module({ providers: [queueRedisProvider, QueueRedisLifecycle], exports: [QUEUE_REDIS] })

@@ -8,7 +8,7 @@ import {
 import type { FastifyRequest } from 'fastify';
 import { type Observable, throwError, timeout } from 'rxjs';
 import { APP_CONFIG, type AppConfig } from '#config';
-import { RedisUnavailableException } from '../webhooks/ingest.service.js';
+import { adminDeadlineMs, RedisUnavailableException } from '../redis-unavailable.js';
 
 /**
  * An admin call answers within twice ENQUEUE_TIMEOUT_MS plus a second (plus ADMIN_WAIT_TIMEOUT_MS
@@ -24,8 +24,7 @@ export class AdminDeadlineInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const query = context.switchToHttp().getRequest<FastifyRequest>().query as Record<string, unknown>;
-    const waits = query?.['wait'] === 'true';
-    const ms = 2 * this.config.enqueueTimeoutMs + 1000 + (waits ? this.config.admin.waitTimeoutMs : 0);
+    const ms = adminDeadlineMs(this.config, query?.['wait'] === 'true');
     return next.handle().pipe(
       timeout({
         first: ms,

@@ -1,5 +1,5 @@
 import { InjectQueue } from '@nestjs/bullmq';
-import { Inject, Injectable, ServiceUnavailableException } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig, producerOptions } from '#config';
@@ -13,16 +13,8 @@ import {
   type RevocationCommand,
 } from '#revocation';
 import { QUEUE_REDIS } from '../queue-redis.provider.js';
+import { RedisUnavailableException } from '../redis-unavailable.js';
 import { QuarantineService, type QuarantineEntry } from './quarantine.service.js';
-
-/** Seconds a sender is asked to wait before retrying when Redis could not take a delivery. */
-export const RETRY_AFTER_SECONDS = 5;
-
-export class RedisUnavailableException extends ServiceUnavailableException {
-  constructor(message = 'could not store the delivery; retry later') {
-    super({ statusCode: 503, error: 'Service Unavailable', message });
-  }
-}
 
 /**
  * The one way into the queue for every source: store what must be kept (commands, quarantined

@@ -8,7 +8,8 @@ import {
   parseSecurityEventToken,
   TemporaryFailureError,
 } from '#identity-events';
-import { IngestService, RedisUnavailableException, RETRY_AFTER_SECONDS } from './ingest.service.js';
+import { RedisUnavailableException, RETRY_AFTER_SECONDS } from '../redis-unavailable.js';
+import { IngestService } from './ingest.service.js';
 
 const bodyText = (body: unknown) => (Buffer.isBuffer(body) ? body.toString('utf8') : '');
 const mediaType = (contentType: string | undefined) =>

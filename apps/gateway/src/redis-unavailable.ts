@@ -1,8 +1,37 @@
-import { type ArgumentsHost, Catch, HttpException, Logger } from '@nestjs/common';
+import {
+  type ArgumentsHost,
+  Catch,
+  HttpException,
+  Logger,
+  ServiceUnavailableException,
+} from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
 import type { FastifyReply } from 'fastify';
-import { isRedisUnavailable } from '#config';
-import { RedisUnavailableException, RETRY_AFTER_SECONDS } from './webhooks/ingest.service.js';
+import { type AppConfig, isRedisUnavailable } from '#config';
+
+/** Seconds a sender is asked to wait before retrying when Redis could not take or answer a request. */
+export const RETRY_AFTER_SECONDS = 5;
+
+/** The body of a 503 for a Redis connection error that reached a handler. */
+export const REDIS_UNAVAILABLE_BODY = {
+  statusCode: 503,
+  error: 'Service Unavailable',
+  message: 'Redis is unavailable; retry later',
+} as const;
+
+/** Redis could not store a delivery or admin write (or did not answer in time): 503 with Retry-After. */
+export class RedisUnavailableException extends ServiceUnavailableException {
+  constructor(message = 'could not store the delivery; retry later') {
+    super({ statusCode: 503, error: 'Service Unavailable', message });
+  }
+}
+
+/**
+ * How long an admin call (API or dashboard) may take before it answers 503: twice ENQUEUE_TIMEOUT_MS
+ * plus a second, and the ?wait=true budget when it waits.
+ */
+export const adminDeadlineMs = (config: AppConfig, waits = false): number =>
+  2 * config.enqueueTimeoutMs + 1000 + (waits ? config.admin.waitTimeoutMs : 0);
 
 /**
  * Redis could not take or answer a request: 503 with Retry-After, so the sender retries instead of
@@ -25,7 +54,7 @@ export class RedisUnavailableFilter extends BaseExceptionFilter {
     const body =
       exception instanceof RedisUnavailableException
         ? exception.getResponse()
-        : { statusCode: 503, error: 'Service Unavailable', message: 'Redis is unavailable; retry later' };
+        : REDIS_UNAVAILABLE_BODY;
     const reply = host.switchToHttp().getResponse<FastifyReply>();
     void reply
       .status(503)

@@ -930,6 +930,19 @@ describe('admin API while Redis is unreachable', () => {
     await waitFor(() => handles() <= handlesBefore, "the gateway's sockets and timers to go", 5000);
   });
 
+  it('answers 503 with Retry-After on the dashboard API too, within its deadline', async () => {
+    const started = Date.now();
+    const res = await request(gw.app.getHttpServer())
+      .get('/admin/queues/api/queues')
+      .query({ activeQueue: 'revocations', page: '1', jobsPerPage: '10' })
+      .auth('admin', KEY);
+    expect({ status: res.status, retryAfter: res.headers['retry-after'] }).toEqual({
+      status: 503,
+      retryAfter: expect.stringMatching(/^\d+$/),
+    });
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   it('answers 503 with Retry-After on every operation, never 500', async () => {
     for (const [method, path] of ENDPOINTS) {
       let r = request(gw.app.getHttpServer())[method](path).set('Authorization', `Bearer ${KEY}`);

@@ -1,20 +1,45 @@
 import { createBullBoard } from '@bull-board/api';
+import type { HTTPStatus } from '@bull-board/api/typings/app';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter as BullBoardFastifyAdapter } from '@bull-board/fastify';
 import rateLimit from '@fastify/rate-limit';
 import { getQueueToken } from '@nestjs/bullmq';
+import { Logger as NestLogger } from '@nestjs/common';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { Queue } from 'bullmq';
-import type { AppConfig } from '#config';
+import { type AppConfig, isRedisUnavailable, type RedisClient } from '#config';
 import type { DestinationStream, Logger } from 'pino';
 import { createLogger, requestId } from '#logging';
 import { RevokerMetrics } from '#metrics';
 import { ALL_QUEUES } from '#revocation';
 import { AdminAuthService } from './admin/admin-auth.service.js';
+import { QUEUE_REDIS } from './queue-redis.provider.js';
+import { adminDeadlineMs, REDIS_UNAVAILABLE_BODY, RETRY_AFTER_SECONDS } from './redis-unavailable.js';
 
 export const DASHBOARD_PATH = '/admin/queues';
+/** The dashboard's JSON API (its page and static files do not touch Redis). */
+const DASHBOARD_API = `${DASHBOARD_PATH}/api/`;
+
+type DashboardErrorHandler = Parameters<BullBoardFastifyAdapter['setErrorHandler']>[0];
+
+/**
+ * bull-board's Fastify adapter, answering a Redis connection error with 503 (its own handler says 500,
+ * as for a bug). Other errors keep bull-board's answer.
+ */
+class DashboardAdapter extends BullBoardFastifyAdapter {
+  private readonly log = new NestLogger('Redis');
+
+  override setErrorHandler(handler: DashboardErrorHandler): this {
+    return super.setErrorHandler((error) => {
+      if (!isRedisUnavailable(error)) return handler(error);
+      this.log.warn(`a dashboard request met Redis unavailable: ${error.message}`);
+      // bull-board's status type lists only the codes it answers itself; Fastify sends any.
+      return { status: 503 as HTTPStatus, body: REDIS_UNAVAILABLE_BODY };
+    });
+  }
+}
 
 const isAdminPath = (path: string) => path === '/admin' || path.startsWith('/admin/');
 
@@ -134,7 +159,8 @@ export async function configureGateway(
   });
 
   const auth = app.get(AdminAuthService);
-  const board = new BullBoardFastifyAdapter();
+  const queueRedis = app.get<RedisClient>(QUEUE_REDIS);
+  const board = new DashboardAdapter();
   board.setBasePath(DASHBOARD_PATH);
   createBullBoard({
     queues: ALL_QUEUES.map(
@@ -143,6 +169,25 @@ export async function configureGateway(
     serverAdapter: board,
     options: { uiConfig: { boardTitle: 'Session Revoker' } },
   });
+  /**
+   * The dashboard's API reads the queues through BullMQ, which waits for as long as its Redis is not
+   * connected, and a stalled Redis may never answer: without Redis it answers 503 at once, and a call
+   * still unanswered at the admin deadline gets 503 then (what bull-board answers later is dropped).
+   */
+  const deadline = adminDeadlineMs(config);
+  const withinDeadline = async (reply: FastifyReply): Promise<void> => {
+    if (queueRedis.status !== 'ready') {
+      await reply.status(503).send(REDIS_UNAVAILABLE_BODY);
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (!reply.sent)
+        void reply
+          .status(503)
+          .send({ ...REDIS_UNAVAILABLE_BODY, message: 'Redis did not answer in time; retry later' });
+    }, deadline);
+    reply.raw.once('close', () => clearTimeout(timer));
+  };
   await fastify.register(async (scope) => {
     scope.addHook('onRequest', async (request, reply) => {
       // The browser replays its Basic login on cross-site requests too: refuse a write that says it
@@ -159,7 +204,12 @@ export async function configureGateway(
         return;
       }
       const principal = await auth.authenticate(request.headers.authorization, { basic: true });
-      if (principal?.scopes.includes('queues:admin')) return;
+      if (principal?.scopes.includes('queues:admin')) {
+        // The matched route, as above: an encoded path reaches the same handler.
+        if ((request.routeOptions.url ?? decodedPath(request.url)).startsWith(DASHBOARD_API))
+          await withinDeadline(reply);
+        return;
+      }
       await reply
         .status(principal ? 403 : 401)
         .header('WWW-Authenticate', 'Basic realm="Session Revoker dashboard", charset="UTF-8"')
@@ -168,6 +218,12 @@ export async function configureGateway(
           statusCode: principal ? 403 : 401,
           message: principal ? 'this needs the queues:admin scope' : 'log in with an admin API key',
         });
+    });
+    // Every 503 of the dashboard says when to come back, like the rest of the service's.
+    scope.addHook('onSend', (_request, reply, payload, done) => {
+      if (reply.statusCode === 503)
+        void reply.header('Retry-After', String(RETRY_AFTER_SECONDS)).header('Cache-Control', 'no-store');
+      done(null, payload);
     });
     await scope.register(board.registerPlugin() as never, { prefix: DASHBOARD_PATH });
   });

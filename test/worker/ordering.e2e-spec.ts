@@ -181,3 +181,48 @@ describe('commands applied in any order end in the same state (invariant 2)', ()
     });
   });
 });
+
+describe('an event dated in the future', () => {
+  it('takes effect when it arrived: sessions until then refused, later logins kept', async () => {
+    const env = {
+      QUEUE_PREFIX: `{${uniquePrefix('ord-q-future')}}`,
+      SESSION_PREFIX: uniquePrefix('ord-s-future'),
+      SESSION_TAG_SECRET: TAG_SECRET,
+      CLOCK_SKEW_MS: '0',
+    };
+    const redis = new Redis(REDIS_URL);
+    const keys = new SessionKeys(
+      new SessionStore({ redis, prefix: env.SESSION_PREFIX, tagSecret: TAG_SECRET, clockSkewMs: 0 }),
+    );
+    const q = openQueue(env);
+    const worker = await startWorker(env);
+    try {
+      const before = await keys.create({ userId: 'user-future', ttlSeconds: 3600 });
+      // A sender whose clock is seventy years ahead of ours.
+      const { enqueued } = await q.ingestPingOne({
+        id: 'evt-from-2096',
+        recordedAt: '2096-01-01T00:00:00.000Z',
+        action: { type: 'USER.DELETED' },
+        resources: [{ type: 'USER', id: 'user-future' }],
+        result: { status: 'SUCCESS' },
+      });
+      expect(enqueued).toHaveLength(1);
+      expect(enqueued[0]!.notBefore).toBe(enqueued[0]!.receivedAt);
+      await waitForQueuesIdle([q.queue], 15_000);
+      expect(await q.queue.getJobCountByTypes('failed')).toBe(0);
+      expect(await keys.store.getSession(before.sessionId)).toBeNull();
+
+      const after = await keys.create({
+        userId: 'user-future',
+        ttlSeconds: 3600,
+        issuedAt: Math.max(Date.now(), enqueued[0]!.receivedAt + 1),
+      });
+      expect(await keys.store.getSession(after.sessionId)).not.toBeNull();
+    } finally {
+      await worker.close();
+      await q.close();
+      await keys.delete(redis);
+      redis.disconnect();
+    }
+  });
+});

@@ -19,19 +19,24 @@ export type CommandSource = z.infer<typeof CommandSource>;
  * The one shape every source is normalised into. Everything after the gateway knows only this.
  * It never carries a secret: no session id, no token, no raw payload.
  */
-export const RevocationCommand = z.object({
-  /** Deterministic: derived from the source and its event id, so a redelivery maps to the same command. */
-  id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/),
-  target: RevocationTarget,
-  source: CommandSource,
-  eventType: z.string().min(1).max(256),
-  eventId: z.string().min(1).max(512),
-  /** The instant the revocation takes effect (the event's own time), epoch ms. */
-  notBefore: z.number().int().nonnegative(),
-  /** When the gateway received it, epoch ms. */
-  receivedAt: z.number().int().nonnegative(),
-  reason: z.string().max(512).optional(),
-  /** Who asked, for admin commands (an API key name or a token subject). */
-  actor: z.string().max(256).optional(),
-});
+export const RevocationCommand = z
+  .object({
+    /** Deterministic: derived from the source and its event id, so a redelivery maps to the same command. */
+    id: z.string().regex(/^[A-Za-z0-9_-]{1,128}$/),
+    target: RevocationTarget,
+    source: CommandSource,
+    eventType: z.string().min(1).max(256),
+    eventId: z.string().min(1).max(512),
+    /** The instant the revocation takes effect (the event's own time, at the latest its arrival), epoch ms. */
+    notBefore: z.number().int().nonnegative(),
+    /** When the gateway received it, epoch ms. */
+    receivedAt: z.number().int().nonnegative(),
+    reason: z.string().max(512).optional(),
+    /** Who asked, for admin commands (an API key name or a token subject). */
+    actor: z.string().max(256).optional(),
+  })
+  // An event cannot take effect after it arrived. A sender's clock ahead of ours (or a wrong date)
+  // must not put the user's not-before stamp in the future: stamps only move forward, so every login
+  // until that date would be refused.
+  .transform((c) => (c.notBefore > c.receivedAt ? { ...c, notBefore: c.receivedAt } : c));
 export type RevocationCommand = z.infer<typeof RevocationCommand>;

@@ -1,9 +1,21 @@
 import { describe, expect, it } from '@jest/globals';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_PINGONE_MAPPING as DEFAULT_PINGONE_MAPPING_FOR_TESTS } from '#identity-events';
 import { ConfigError, ENV_VARIABLES, loadConfig } from './app-config.js';
+
+/** A real P-256 key pair, as JWKs: the public half verifies, the private half must be refused. */
+const ecKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const EC_PUBLIC = ecKey.publicKey.export({ format: 'jwk' });
+const EC_PRIVATE = ecKey.privateKey.export({ format: 'jwk' });
+const bcl = (jwks: unknown, more: Record<string, string> = {}) => ({
+  OIDC_BCL_ISSUER: 'https://idp.example.com',
+  OIDC_BCL_AUDIENCE: 'client-a',
+  OIDC_BCL_JWKS: JSON.stringify(jwks),
+  ...more,
+});
 
 describe('loadConfig', () => {
   it('has defaults for everything optional', () => {
@@ -16,7 +28,7 @@ describe('loadConfig', () => {
   });
 
   it('parses lists, sizes and issuers', () => {
-    const jwks = JSON.stringify({ keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y' }] });
+    const jwks = JSON.stringify({ keys: [{ ...EC_PUBLIC, kid: 'k1' }] });
     const config = loadConfig({
       PINGONE_WEBHOOK_SECRET: 'new-secret, old-secret',
       PINGONE_ENVIRONMENT_IDS: 'env-a,env-b',
@@ -68,6 +80,18 @@ describe('loadConfig', () => {
     [{ QUEUE_REDIS_CLUSTER: '1', QUEUE_PREFIX: '{}{sr}' }, /QUEUE_PREFIX/],
     [{ QUEUE_REDIS_CLUSTER: '1', QUEUE_PREFIX: 'sr}{' }, /QUEUE_PREFIX/],
     [{ CONFIG_FILE: '/nonexistent/config.yaml' }, /CONFIG_FILE/],
+    [{ ...bcl({ keys: [EC_PUBLIC] }), OIDC_BCL_AUDIENCE: ',' }, /OIDC_BCL_AUDIENCE/],
+    [bcl({ keys: [{ kty: 'oct', k: 'c2VjcmV0' }] }), /OIDC_BCL_JWKS: key 0 kty must be RSA, EC or OKP/],
+    [bcl({ keys: [EC_PUBLIC, EC_PRIVATE] }), /OIDC_BCL_JWKS: key 1 holds a private key/],
+    [bcl({ keys: [{ ...EC_PUBLIC, x: 'x' }] }), /OIDC_BCL_JWKS: key 0 is not a valid public key/],
+    [
+      { SSF_ISSUER: 'https://tx', SSF_AUDIENCE: 'me', SSF_JWKS_URI: 'ftp://tx/jwks' },
+      /SSF_JWKS_URI: must be an https/,
+    ],
+    [
+      { SSF_ISSUER: 'https://tx', SSF_AUDIENCE: 'me', SSF_JWKS_URI: 'http://tx.example.com/jwks' },
+      /SSF_JWKS_URI: must be an https/,
+    ],
   ])('a bad value stops start-up naming it: %j', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);
@@ -104,6 +128,32 @@ describe('loadConfig', () => {
       }),
     );
     expect(() => loadConfig({ CONFIG_FILE: hmac })).toThrow(/asymmetric/);
+  });
+
+  it('takes JWKS over https, or over http from this machine only', () => {
+    const ssf = (uri: string) => ({ SSF_ISSUER: 'https://tx', SSF_AUDIENCE: 'me', SSF_JWKS_URI: uri });
+    for (const uri of [
+      'https://tx.example.com/jwks',
+      'http://127.0.0.1:8080/jwks',
+      'http://localhost/jwks',
+      'http://[::1]:9/jwks',
+    ])
+      expect(loadConfig(ssf(uri)).ssfTransmitters[0]!.jwksUri).toBe(uri);
+  });
+
+  it('refuses an issuer configured twice (env and file, or twice in the file), which one would hide', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sr-config-'));
+    const file = join(dir, 'issuers.json');
+    const entry = { issuer: 'https://idp.example.com', audience: 'client-b', jwks: { keys: [EC_PUBLIC] } };
+    writeFileSync(file, JSON.stringify({ oidcIssuers: [entry] }));
+    expect(() => loadConfig({ ...bcl({ keys: [EC_PUBLIC] }), CONFIG_FILE: file })).toThrow(
+      /OIDC_BCL_ISSUER \/ CONFIG_FILE oidcIssuers: issuer https:\/\/idp\.example\.com is configured twice/,
+    );
+    writeFileSync(file, JSON.stringify({ ssfTransmitters: [entry, { ...entry, audience: 'other' }] }));
+    expect(() => loadConfig({ CONFIG_FILE: file })).toThrow(/SSF_ISSUER \/ CONFIG_FILE ssfTransmitters/);
+    // Distinct issuers are fine.
+    writeFileSync(file, JSON.stringify({ oidcIssuers: [{ ...entry, issuer: 'https://other.example' }] }));
+    expect(loadConfig({ ...bcl({ keys: [EC_PUBLIC] }), CONFIG_FILE: file }).oidcIssuers).toHaveLength(2);
   });
 
   it('the README documents exactly the variables the schema reads', () => {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, type JsonWebKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -35,13 +35,50 @@ const byteSize = z
     return Math.floor(Number(n) * mult);
   });
 
-const jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).passthrough();
+/**
+ * Why a JWKS key cannot verify a token, or undefined if it can: a public key (RSA, EC or OKP) that
+ * Node can load. A symmetric (`oct`) key would allow HMAC tokens, and a private key does not belong in
+ * a verifier's configuration.
+ */
+function unusableJwk(key: Record<string, unknown>): string | undefined {
+  if (key['kty'] !== 'RSA' && key['kty'] !== 'EC' && key['kty'] !== 'OKP')
+    return `kty must be RSA, EC or OKP (public keys only), got ${JSON.stringify(key['kty'])}`;
+  if ('d' in key) return 'holds a private key (d): give the public key only';
+  try {
+    createPublicKey({ key: key as JsonWebKey, format: 'jwk' });
+    return undefined;
+  } catch {
+    return 'is not a valid public key';
+  }
+}
+
+const jwks = z
+  .object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) })
+  .passthrough()
+  .superRefine((set, ctx) => {
+    set.keys.forEach((key, i) => {
+      const why = unusableJwk(key);
+      if (why) ctx.addIssue({ code: 'custom', path: ['keys', i], message: `key ${i} ${why}` });
+    });
+  });
+
+/** Keys fetched over plain HTTP could be swapped on the way: https, or http to this machine only. */
+const jwksUrl = z
+  .string()
+  .url()
+  .refine((u) => {
+    const { protocol, hostname } = new URL(u);
+    return (
+      protocol === 'https:' ||
+      (protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(hostname))
+    );
+  }, 'must be an https:// URL (http:// only to localhost)');
 
 const JwtIssuerSchema = z
   .object({
     issuer: z.string().min(1),
     audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
-    jwksUri: z.string().url().optional(),
+    jwksUri: jwksUrl.optional(),
     jwks: jwks.optional(),
     algorithms: z
       .array(z.string().regex(/^(RS|PS|ES)(256|384|512)$|^EdDSA$/, 'asymmetric algorithms only'))
@@ -304,8 +341,35 @@ function issuerFromEnv(
     audience: audience.includes(',') ? list(audience) : audience,
     ...(uri ? { jwksUri: uri } : { jwks: keys }),
   });
-  if (!parsed.success) throw new ConfigError(`${prefix}_JWKS: ${parsed.error.issues[0]?.message}`);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name =
+      { issuer: 'ISSUER', audience: 'AUDIENCE', jwksUri: 'JWKS_URI' }[String(issue.path[0])] ?? 'JWKS';
+    throw new ConfigError(`${prefix}_${name}: ${issue.message}`);
+  }
   return parsed.data;
+}
+
+/**
+ * The issuer from the environment and those of CONFIG_FILE, each `iss` once: tokens are matched to
+ * their issuer's settings by `iss`, so a second entry for one would silently replace the first.
+ */
+function distinctIssuers(
+  envName: string,
+  fileKey: string,
+  fromEnv: JwtIssuerConfig | undefined,
+  fromFile: JwtIssuerConfig[],
+): JwtIssuerConfig[] {
+  const all = [...(fromEnv ? [fromEnv] : []), ...fromFile];
+  const seen = new Set<string>();
+  for (const { issuer } of all) {
+    if (seen.has(issuer))
+      throw new ConfigError(
+        `${envName} / CONFIG_FILE ${fileKey}: issuer ${issuer} is configured twice; give it once, with every audience in one list`,
+      );
+    seen.add(issuer);
+  }
+  return all;
 }
 
 /**
@@ -329,6 +393,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const bcl = issuerFromEnv('OIDC_BCL', e);
   const ssf = issuerFromEnv('SSF', e);
   const adminJwt = issuerFromEnv('ADMIN_JWT', e);
+  const oidcIssuers = distinctIssuers('OIDC_BCL_ISSUER', 'oidcIssuers', bcl, file.oidcIssuers);
+  const ssfTransmitters = distinctIssuers('SSF_ISSUER', 'ssfTransmitters', ssf, file.ssfTransmitters);
   const envIds = list(e.PINGONE_ENVIRONMENT_IDS);
   const queueCluster =
     e.QUEUE_REDIS_CLUSTER === undefined
@@ -369,8 +435,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,
     dedupWindowMs: e.DEDUP_WINDOW_SECONDS * 1000,
     jwtClockToleranceSec: e.JWT_CLOCK_TOLERANCE_SECONDS,
-    oidcIssuers: [...(bcl ? [bcl] : []), ...file.oidcIssuers],
-    ssfTransmitters: [...(ssf ? [ssf] : []), ...file.ssfTransmitters],
+    oidcIssuers,
+    ssfTransmitters,
     quarantineMaxEntries: e.QUARANTINE_MAX_ENTRIES,
     enqueueTimeoutMs: e.ENQUEUE_TIMEOUT_MS,
     enqueueWaitReplicas: e.ENQUEUE_WAIT_REPLICAS,

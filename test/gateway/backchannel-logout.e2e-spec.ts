@@ -169,6 +169,16 @@ describe('POST /webhooks/oidc/backchannel-logout', () => {
       expect(await gw.commands()).toHaveLength(1);
     });
 
+    it('accepts an iat up to the skew ahead of our clock, and one almost the oldest accepted', async () => {
+      // Defaults: a 24 h window, 60 s skew, so the oldest accepted iat is 24 h - 2 min ago (less the skew).
+      const now = nowSec();
+      for (const iat of [now + 45, now - 86_400 + 200]) {
+        const res = await post(gw, await logoutToken(signer, claims({ iat, exp: now + 600 })));
+        expect({ iat: iat - now, status: res.status }).toEqual({ iat: iat - now, status: 200 });
+      }
+      expect(await gw.commands()).toHaveLength(2);
+    });
+
     it('accepts an audience array that holds the client, and a charset on the content type', async () => {
       const token = await logoutToken(signer, claims({ aud: ['someone-else', AUD] }));
       const res = await request(gw.app.getHttpServer())
@@ -220,6 +230,12 @@ describe('POST /webhooks/oidc/backchannel-logout', () => {
       [
         'an iat older than the dedup window',
         () => logoutToken(signer, claims({ iat: now - 2 * 86_400, exp: now + 600 })),
+      ],
+      [
+        // Younger than the window, but its jti's mark, set when it first came (up to a skew before its
+        // iat), could be gone by now: a replay would act twice.
+        'an iat less than the dedup window ago, but more than the window less twice the skew',
+        () => logoutToken(signer, claims({ iat: now - 86_400 + 30, exp: now + 600 })),
       ],
       ['a wrong iss', () => logoutToken(signer, claims({ iss: 'https://evil.example.com' }))],
       ['a wrong aud', () => logoutToken(signer, claims({ aud: 'another-client' }))],

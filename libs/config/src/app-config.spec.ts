@@ -80,6 +80,10 @@ describe('loadConfig', () => {
     [{ QUEUE_REDIS_CLUSTER: '1', QUEUE_PREFIX: '{}{sr}' }, /QUEUE_PREFIX/],
     [{ QUEUE_REDIS_CLUSTER: '1', QUEUE_PREFIX: 'sr}{' }, /QUEUE_PREFIX/],
     [{ CONFIG_FILE: '/nonexistent/config.yaml' }, /CONFIG_FILE/],
+    [
+      { DEDUP_WINDOW_SECONDS: '120' },
+      /DEDUP_WINDOW_SECONDS: must be more than twice JWT_CLOCK_TOLERANCE_SECONDS/,
+    ],
     [{ ...bcl({ keys: [EC_PUBLIC] }), OIDC_BCL_AUDIENCE: ',' }, /OIDC_BCL_AUDIENCE/],
     [bcl({ keys: [{ kty: 'oct', k: 'c2VjcmV0' }] }), /OIDC_BCL_JWKS: key 0 kty must be RSA, EC or OKP/],
     [bcl({ keys: [EC_PUBLIC, EC_PRIVATE] }), /OIDC_BCL_JWKS: key 1 holds a private key/],

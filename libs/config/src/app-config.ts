@@ -400,6 +400,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     e.QUEUE_REDIS_CLUSTER === undefined
       ? e.QUEUE_REDIS_URL === undefined && e.REDIS_CLUSTER
       : e.QUEUE_REDIS_CLUSTER === 'true' || e.QUEUE_REDIS_CLUSTER === '1';
+  // A JWT is accepted up to the dedup window less twice the skew after its iat (so its replay always
+  // meets its mark): that must leave some time.
+  if (e.DEDUP_WINDOW_SECONDS <= 2 * e.JWT_CLOCK_TOLERANCE_SECONDS)
+    throw new ConfigError(
+      `DEDUP_WINDOW_SECONDS: must be more than twice JWT_CLOCK_TOLERANCE_SECONDS (${e.JWT_CLOCK_TOLERANCE_SECONDS}), got ${e.DEDUP_WINDOW_SECONDS}`,
+    );
   // BullMQ's scripts and the gateway's dedup reads touch several queue keys at once: on a cluster they
   // must share one slot, which only a hash tag in the prefix gives.
   if (queueCluster && !hasHashTag(e.QUEUE_PREFIX))

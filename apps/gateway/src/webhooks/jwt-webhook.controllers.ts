@@ -23,10 +23,15 @@ function sendTemporaryFailure(reply: FastifyReply): void {
     .header('Cache-Control', 'no-store');
 }
 
-/** Token-age and skew limits of every JWT source, from config (the dedup window bounds the age). */
+/**
+ * Token-age and skew limits of every JWT source, from config. A token is accepted until its `iat` plus
+ * the maximum age plus the skew, and its jti's dedup mark lives the dedup window from its first
+ * arrival, which may be a skew before its `iat`: so the maximum age is the window less twice the skew,
+ * and no replay is accepted after its mark is gone.
+ */
 const verifyOptions = (config: AppConfig, receivedAt: number) => ({
   clockToleranceSec: config.jwtClockToleranceSec,
-  maxTokenAgeSec: config.dedupWindowMs / 1000,
+  maxTokenAgeSec: config.dedupWindowMs / 1000 - 2 * config.jwtClockToleranceSec,
   receivedAt,
 });
 

@@ -489,13 +489,21 @@ describe('POST /webhooks/pingone', () => {
   describe('limits', () => {
     beforeEach(() => reset(limits));
 
-    it('refuses more than PINGONE_MAX_EVENTS events with 413 and stores nothing', async () => {
+    it('acknowledges more than PINGONE_MAX_EVENTS events and quarantines them whole, queueing none', async () => {
+      // A 413 would not help: PingOne would retry this very delivery, and send nothing else meanwhile.
       const four = [1, 2, 3, 4].map((n) => userDeleted(`e-lim-${n}`, `u-lim-${n}`));
       expect(Buffer.byteLength(JSON.stringify(four))).toBeLessThan(2048);
-      const res = await post(limits, JSON.stringify(four));
-      expect(res.status).toBe(413);
-      expect((await post(limits, JSON.stringify({ events: four }))).status).toBe(413);
-      await expectNothingStored(limits);
+      for (const body of [JSON.stringify(four), JSON.stringify({ events: four })]) {
+        const res = await post(limits, body);
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual({ received: 4, enqueued: 0, duplicates: 0, ignored: 0, quarantined: 4 });
+      }
+      expect(await limits.commands()).toEqual([]);
+      const entries = await quarantine(limits);
+      expect(entries.map((e) => [e.reason, JSON.parse(e.raw!) as unknown])).toEqual([
+        ['more than 3 events in one delivery (4)', four],
+        ['more than 3 events in one delivery (4)', { events: four }],
+      ]);
 
       const three = await post(limits, JSON.stringify(four.slice(0, 3)));
       expect(three.status).toBe(200);

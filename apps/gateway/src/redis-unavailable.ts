@@ -52,9 +52,7 @@ export class RedisUnavailableFilter extends BaseExceptionFilter {
     if (!(exception instanceof RedisUnavailableException))
       this.log.warn(`a request met Redis unavailable: ${(exception as Error).message}`);
     const body =
-      exception instanceof RedisUnavailableException
-        ? exception.getResponse()
-        : REDIS_UNAVAILABLE_BODY;
+      exception instanceof RedisUnavailableException ? exception.getResponse() : REDIS_UNAVAILABLE_BODY;
     const reply = host.switchToHttp().getResponse<FastifyReply>();
     void reply
       .status(503)

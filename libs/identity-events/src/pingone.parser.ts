@@ -6,7 +6,10 @@ export interface PingOneParseOptions {
   mapping: PingOneMapping;
   /** When set, events from other PingOne environments are ignored. */
   environmentIds?: ReadonlySet<string>;
-  /** At most this many events in one delivery (PingOne sends up to 500). */
+  /**
+   * At most this many events in one delivery (PingOne sends up to 500): a bigger one is quarantined
+   * whole, to be looked at and replayed (a replay may lift the limit).
+   */
   maxEvents: number;
   receivedAt: number;
 }
@@ -16,7 +19,13 @@ export interface Quarantined {
   raw: string;
   reason: string;
   eventId?: string;
+  /** How many events it holds when more than one (a whole delivery over the limit). */
+  events?: number;
 }
+
+/** How many events some quarantine entries hold, so every received event is accounted for. */
+export const quarantinedEvents = (entries: readonly { events?: number }[]): number =>
+  entries.reduce((n, q) => n + (q.events ?? 1), 0);
 
 export interface Ignored {
   eventId?: string;
@@ -30,8 +39,6 @@ export interface PingOneParseResult {
   commands: RevocationCommand[];
   ignored: Ignored[];
   quarantined: Quarantined[];
-  /** Set when the delivery as a whole is refused (more events than allowed). */
-  tooMany?: boolean;
 }
 
 /**
@@ -78,7 +85,15 @@ function parseEvents(
     return result;
   }
   result.received = events.length;
-  if (events.length > options.maxEvents) return { ...result, tooMany: true };
+  // Refusing it would not help: PingOne retries the same delivery, and sends nothing else meanwhile.
+  if (events.length > options.maxEvents) {
+    result.quarantined.push({
+      raw: text,
+      reason: `more than ${options.maxEvents} events in one delivery (${events.length})`,
+      events: events.length,
+    });
+    return result;
+  }
   for (const event of events) {
     const outcome = parseEvent(event, options);
     if ('command' in outcome) result.commands.push(outcome.command);

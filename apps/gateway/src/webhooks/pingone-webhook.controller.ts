@@ -1,6 +1,6 @@
-import { Body, Controller, HttpCode, HttpException, Inject, Post, UseGuards } from '@nestjs/common';
+import { Body, Controller, HttpCode, Inject, Post, UseGuards } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '#config';
-import { parsePingOneBody } from '#identity-events';
+import { parsePingOneBody, quarantinedEvents } from '#identity-events';
 import { IngestService } from './ingest.service.js';
 import { PingOneAuthGuard } from './pingone-auth.guard.js';
 
@@ -20,7 +20,8 @@ export class PingOneWebhookController {
   ) {}
 
   /**
-   * One PingOne delivery (up to 500 ACTIVITY events). 200 once every command and every quarantined
+   * One PingOne delivery (up to PINGONE_MAX_EVENTS ACTIVITY events: a bigger one is quarantined whole,
+   * as retrying it would not help). 200 once every command and every quarantined
    * event is stored; 503 when Redis could not take them (PingOne retries); 401 before anything else
    * when the credentials are wrong.
    */
@@ -35,15 +36,6 @@ export class PingOneWebhookController {
       maxEvents: this.config.pingone.maxEvents,
       receivedAt,
     });
-    if (parsed.tooMany)
-      throw new HttpException(
-        {
-          statusCode: 413,
-          error: 'Payload Too Large',
-          message: `at most ${this.config.pingone.maxEvents} events per delivery`,
-        },
-        413,
-      );
     for (const i of parsed.ignored) this.ingest.count('pingone', i.eventType ?? 'unknown', 'ignored');
     const quarantined = parsed.quarantined.map((q) => ({ ...q, source: 'pingone' }));
     const { enqueued, duplicates } = await this.ingest.accept(parsed.commands, quarantined, { receivedAt });
@@ -52,7 +44,7 @@ export class PingOneWebhookController {
       enqueued: enqueued.length,
       duplicates: duplicates.length,
       ignored: parsed.ignored.length,
-      quarantined: quarantined.length,
+      quarantined: quarantinedEvents(quarantined),
     };
   }
 }

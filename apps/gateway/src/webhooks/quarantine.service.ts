@@ -8,6 +8,8 @@ export interface QuarantineEntry {
   reason: string;
   raw: string;
   eventId?: string;
+  /** How many events it holds when more than one (counted, not stored). */
+  events?: number;
 }
 
 /**

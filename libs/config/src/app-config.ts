@@ -145,6 +145,7 @@ const EnvSchema = z.object({
   SSF_JWKS_URI: z.string().url().optional(),
   SSF_JWKS: z.string().optional(),
   QUARANTINE_MAX_ENTRIES: int(1).default(10_000),
+  QUARANTINE_MAX_BYTES: byteSize.default(64 * 1024 * 1024),
   ENQUEUE_TIMEOUT_MS: int(100, 60_000).default(2000),
   ENQUEUE_WAIT_REPLICAS: int(0, 16).default(0),
   JOB_ATTEMPTS: int(1, 100).default(8),
@@ -215,6 +216,8 @@ export interface AppConfig {
   oidcIssuers: JwtIssuerConfig[];
   ssfTransmitters: JwtIssuerConfig[];
   quarantineMaxEntries: number;
+  /** Bytes of raw text the quarantine may hold (the newest entry is kept whatever its size). */
+  quarantineMaxBytes: number;
   enqueueTimeoutMs: number;
   /** Replicas that must have a delivery's writes (Redis WAIT) before it is acknowledged. */
   enqueueWaitReplicas: number;
@@ -444,6 +447,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     oidcIssuers,
     ssfTransmitters,
     quarantineMaxEntries: e.QUARANTINE_MAX_ENTRIES,
+    quarantineMaxBytes: e.QUARANTINE_MAX_BYTES,
     enqueueTimeoutMs: e.ENQUEUE_TIMEOUT_MS,
     enqueueWaitReplicas: e.ENQUEUE_WAIT_REPLICAS,
     jobs: {

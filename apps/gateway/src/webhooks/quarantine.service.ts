@@ -12,19 +12,77 @@ export interface QuarantineEntry {
   events?: number;
 }
 
+/** Lua: the `size` field of an entry's field list (0 for entries written before it existed). */
+const SIZE_OF = `
+local function sizeOf(fields)
+  for i = 1, #fields, 2 do
+    if fields[i] == 'size' then return tonumber(fields[i + 1]) or 0 end
+  end
+  return 0
+end
+`;
+
 /**
- * Deliveries we authenticated but could not understand, kept (raw text, reason, time) in a capped
- * Redis stream for inspection and replay, so one bad event never blocks the sender's stream.
+ * Adds an entry and trims the oldest until both bounds hold (the newest entry is always kept).
+ * KEYS: the stream, its byte count. ARGV: max entries, max bytes, source, reason, receivedAt, eventId, raw.
+ * The byte count restarts from 0 whenever the stream is empty (deleted or emptied by hand).
+ */
+const ADD = `${SIZE_OF}
+if redis.call('XLEN', KEYS[1]) == 0 then redis.call('SET', KEYS[2], 0) end
+local raw = ARGV[7]
+local id = redis.call('XADD', KEYS[1], '*', 'source', ARGV[3], 'reason', ARGV[4], 'receivedAt', ARGV[5],
+  'eventId', ARGV[6], 'size', #raw, 'raw', raw)
+local bytes = redis.call('INCRBY', KEYS[2], #raw)
+local maxEntries, maxBytes = tonumber(ARGV[1]), tonumber(ARGV[2])
+local n = redis.call('XLEN', KEYS[1])
+while n > 1 and (n > maxEntries or bytes > maxBytes) do
+  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+  redis.call('XDEL', KEYS[1], oldest[1])
+  bytes = redis.call('DECRBY', KEYS[2], sizeOf(oldest[2]))
+  n = n - 1
+end
+return id
+`;
+
+/** Removes one entry and its bytes from the count. KEYS: the stream, its byte count. ARGV: the id. */
+const REMOVE = `${SIZE_OF}
+local entry = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])[1]
+if not entry then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('DECRBY', KEYS[2], sizeOf(entry[2]))
+return 1
+`;
+
+type QuarantineRedis = Redis & {
+  quarantineAdd(stream: string, bytes: string, ...args: string[]): Promise<string>;
+  quarantineRemove(stream: string, bytes: string, id: string): Promise<number>;
+};
+
+/**
+ * Deliveries we authenticated but could not understand, kept (raw text, reason, time) in a Redis
+ * stream for inspection and replay, so one bad event never blocks the sender's stream. Bounded in
+ * entries and in bytes (QUARANTINE_MAX_ENTRIES, QUARANTINE_MAX_BYTES), oldest out first: each entry
+ * can be as big as a whole delivery, and the queue Redis must not fill up with them (it refuses
+ * writes when full, and then every delivery would get 503).
  */
 @Injectable()
 export class QuarantineService {
   readonly key: string;
+  private readonly bytesKey: string;
+  private readonly redis: QuarantineRedis;
 
   constructor(
-    @Inject(QUEUE_REDIS) private readonly redis: Redis,
+    @Inject(QUEUE_REDIS) redis: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.key = `${config.redis.queuePrefix}:quarantine`;
+    this.bytesKey = `${this.key}:bytes`;
+    // EVALSHA, with the script sent again if Redis lost it (ioredis' defined commands).
+    if (!('quarantineAdd' in redis)) {
+      redis.defineCommand('quarantineAdd', { numberOfKeys: 2, lua: ADD });
+      redis.defineCommand('quarantineRemove', { numberOfKeys: 2, lua: REMOVE });
+    }
+    this.redis = redis as QuarantineRedis;
   }
 
   /** Newest first. */
@@ -39,32 +97,31 @@ export class QuarantineService {
   }
 
   async remove(id: string): Promise<void> {
-    await this.redis.xdel(this.key, id);
+    await this.redis.quarantineRemove(this.key, this.bytesKey, id);
   }
 
   /** Stores entries; resolves only once Redis has them (they are acknowledged to the sender after). */
   async add(entries: QuarantineEntry[], receivedAt: number): Promise<void> {
     await Promise.all(
       entries.map((e) =>
-        this.redis.xadd(
+        this.redis.quarantineAdd(
           this.key,
-          'MAXLEN',
-          '~',
+          this.bytesKey,
           String(this.config.quarantineMaxEntries),
-          '*',
-          'source',
+          String(this.config.quarantineMaxBytes),
           e.source,
-          'reason',
           e.reason,
-          'receivedAt',
           String(receivedAt),
-          'eventId',
           e.eventId ?? '',
-          'raw',
           e.raw,
         ),
       ),
     );
+  }
+
+  /** The bytes of raw text the quarantine holds, as counted for QUARANTINE_MAX_BYTES. */
+  async bytes(): Promise<number> {
+    return Number((await this.redis.get(this.bytesKey)) ?? 0);
   }
 }
 

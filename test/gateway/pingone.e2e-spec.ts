@@ -297,6 +297,9 @@ describe('POST /webhooks/pingone', () => {
     it.each(rejected)('refuses %s with 401 and stores nothing', async (_name, headers) => {
       const res = await post(main, batchText, headers);
       expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toBe(
+        'Bearer realm="pingone-webhook", Basic realm="pingone-webhook"',
+      );
       // An unauthenticated body must not even reach the quarantine.
       expect((await post(main, 'not json at all', headers)).status).toBe(401);
       await expectNothingStored(main);

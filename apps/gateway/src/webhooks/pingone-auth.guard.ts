@@ -6,7 +6,7 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '#config';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -38,6 +38,12 @@ export class PingOneAuthGuard implements CanActivate {
     const raw = request.headers[this.config.pingone.authHeader];
     const value = typeof raw === 'string' ? raw : undefined;
     if (this.secrets.length > 0 && matchesSecret(this.presentedSecret(value), this.secrets)) return true;
+    // A 401 names the schemes it takes (RFC 9110); a named header has no scheme to name.
+    if (this.config.pingone.authHeader === 'authorization')
+      void context
+        .switchToHttp()
+        .getResponse<FastifyReply>()
+        .header('WWW-Authenticate', 'Bearer realm="pingone-webhook", Basic realm="pingone-webhook"');
     throw new UnauthorizedException('missing or wrong webhook credentials');
   }
 

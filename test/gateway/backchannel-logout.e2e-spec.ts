@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +30,9 @@ import { uniquePrefix } from '../support/redis.js';
 const PATH = '/webhooks/oidc/backchannel-logout';
 const ISS_A = 'https://pingfederate-a.example.com';
 const ISS_B = 'https://pingam-b.example.com/oauth2';
+/** An issuer whose RSA key names no algorithm: only its configured `algorithms` (PS256) restrict it. */
+const ISS_C = 'https://pingfederate-c.example.com';
+const RSA_C = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ISS_REMOTE = 'https://remote.example.com';
 
 type Claims = Record<string, unknown>;
@@ -91,6 +95,12 @@ describe('POST /webhooks/oidc/backchannel-logout', () => {
         oidcIssuers: [
           trustedIssuer(signerA, ISS_A, 'app-a'),
           trustedIssuer(signerB, ISS_B, ['app-b', 'app-b2']),
+          {
+            issuer: ISS_C,
+            audience: 'app-c',
+            jwks: { keys: [{ ...RSA_C.publicKey.export({ format: 'jwk' }), kid: 'key-c' }] },
+            algorithms: ['PS256'],
+          },
         ],
       }),
     );
@@ -317,6 +327,17 @@ describe('POST /webhooks/oidc/backchannel-logout', () => {
           [`${ISS_B}#${b['jti']}`, { type: 'idp_session', idpSessionId: 'sid-b', userId: 'user-b' }],
         ].sort((x, y) => (x[0] as string).localeCompare(y[0] as string)),
       );
+    });
+
+    it('holds an issuer to its configured algorithms, even when its key names none', async () => {
+      const signed = (alg: string) =>
+        signJwt(signerA, claims({ sub: `user-${alg}`, sid: undefined }, ISS_C, 'app-c'), {
+          header: { typ: 'logout+jwt', alg, kid: 'key-c' },
+          key: RSA_C.privateKey,
+        });
+      expect((await post(multi, await signed('PS256'))).status).toBe(200);
+      expectRejected(await post(multi, await signed('RS256')));
+      expect((await multi.commands()).map((c) => c.target)).toEqual([{ type: 'user', userId: 'user-PS256' }]);
     });
 
     it("refuses one issuer's claims signed with the other's key, another issuer's audience, and the env issuer", async () => {

@@ -7,6 +7,7 @@ import {
   type JWTPayload,
   SignJWT,
 } from 'jose';
+import type { KeyObject } from 'node:crypto';
 
 /** A signing key pair of a test issuer, with its public JWKS (one key, with a kid). */
 export interface TestSigner {
@@ -38,7 +39,7 @@ export interface SignOptions {
   /** Protected header fields over { alg, kid } (set `typ: undefined` to leave it out). */
   header?: Record<string, unknown>;
   /** Sign with this key instead of the signer's private key (e.g. another issuer's key under this kid). */
-  key?: CryptoKey | Uint8Array;
+  key?: CryptoKey | KeyObject | Uint8Array;
 }
 
 /** Signs `payload` exactly as given (no claims are added). */

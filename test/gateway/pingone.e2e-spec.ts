@@ -3,7 +3,7 @@ import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import fc from 'fast-check';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
@@ -486,6 +486,38 @@ describe('POST /webhooks/pingone', () => {
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ received: 6, enqueued: 2, duplicates: 0, ignored: 4, quarantined: 0 });
       expect(await sortedCommands(allowlist)).toEqual([BOB, CAROL].map((c) => expect.objectContaining(c)));
+    });
+  });
+
+  describe('a mapping from CONFIG_FILE', () => {
+    let dir: string;
+    let mapped: TestGateway | undefined;
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'sr-mapping-'));
+      const file = join(dir, 'config.yaml');
+      // Acts on any USER.UPDATED (the default only on watched attributes), and not on USER.DELETED.
+      writeFileSync(file, ['pingone:', '  mapping:', '    USER.UPDATED: { target: user }'].join('\n'));
+      mapped = await gateway('p1-map', { CONFIG_FILE: file });
+    });
+    afterAll(async () => {
+      await mapped?.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('replaces the default table: what it maps is queued, what it leaves out is ignored', async () => {
+      const updated = { ...userDeleted('e-map-upd', 'u-map-upd'), action: { type: 'USER.UPDATED' } };
+      const deleted = userDeleted('e-map-del', 'u-map-del');
+      const res = await post(mapped!, JSON.stringify([updated, deleted]));
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ received: 2, enqueued: 1, duplicates: 0, ignored: 1, quarantined: 0 });
+      expect((await mapped!.commands()).map((c) => [c.eventId, c.target])).toEqual([
+        ['e-map-upd', { type: 'user', userId: 'u-map-upd' }],
+      ]);
+      // The default gateway does the opposite with the same events.
+      const byDefault = await post(main, JSON.stringify([updated, deleted]));
+      expect(byDefault.body).toMatchObject({ received: 2, enqueued: 1, ignored: 1 });
+      expect((await main.commands()).map((c) => c.eventId)).toEqual(['e-map-del']);
     });
   });
 

@@ -332,6 +332,20 @@ function contract(
       expect(await store.getCachedToken('old-token')).toBeNull();
     });
 
+    it('trims expired entries from an index whenever it writes it', async () => {
+      const userId = user();
+      const soon = Date.now() + 300;
+      // One that lives on, so the index key does (its TTL follows its latest member), and two that do not.
+      await store.createSession({ userId, ttlSeconds: 600 });
+      await Promise.all([1, 2].map(() => store.createSession({ userId, ttlSeconds: 600, notAfter: soon })));
+      const index = store.keys.userIndex(store.keys.userTag(userId));
+      await waitFor(async () => (await store.listUserSessions(userId)).length === 1, 'two to expire');
+      // Expired, but nothing has written the index since.
+      expect(await redis.zcard(index)).toBe(3);
+      await store.createSession({ userId, ttlSeconds: 600 });
+      expect(await redis.zcard(index)).toBe(2);
+    });
+
     it('sweeps expired entries from indexes no write touches again', async () => {
       const userId = user();
       await store.createSession({ userId, ttlSeconds: 600, groups: ['sweep-g'], idpSessionId: 'sweep-idp' });
@@ -441,6 +455,51 @@ function contract(
     });
   });
 }
+
+describe('revokeUser clean-up, every script call watched with MONITOR (invariant 5)', () => {
+  it('deletes a big index in scripts of at most batchSize sessions each', async () => {
+    const redis = testRedis();
+    // A connection of its own (ioredis duplicates the client for it).
+    const monitor = await redis.monitor();
+    const prefix = uniquePrefix('store-batches');
+    const store = new SessionStore({ redis, prefix, tagSecret: TAG_SECRET, batchSize: 64 });
+    const userId = 'batched@example.com';
+    try {
+      await Promise.all(Array.from({ length: 1000 }, () => store.createSession({ userId, ttlSeconds: 600 })));
+      /** The number of keys of each script call on this store's keys, in the order Redis ran them. */
+      const keysPerScript: number[] = [];
+      const [begin, finish] = [`begin-${prefix}`, `end-${prefix}`];
+      let watching = false;
+      let ended = false;
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        const [command, ...rest] = args as [string, ...string[]];
+        if (/^echo$/i.test(command)) {
+          if (rest[0] === begin) watching = true;
+          if (rest[0] === finish) ended = true;
+        } else if (
+          watching &&
+          /^eval(sha)?$/i.test(command) &&
+          rest.slice(2).some((a) => a.startsWith(prefix))
+        )
+          keysPerScript.push(Number(rest[1]));
+      });
+      // MONITOR shows one connection's commands in order, so the markers frame the revocation's calls
+      // (the script's first run may be an EVAL after a NOSCRIPT).
+      await redis.echo(begin);
+      const r = await store.revokeUser(userId, { notBefore: Date.now() });
+      expect(r.revoked).toBe(1000);
+      await redis.echo(finish);
+      await waitFor(() => ended, 'MONITOR to show the end marker');
+      // The stamp, then the deletes: 1,000 sessions take at least 16 calls of at most 64 (+ the index).
+      expect(keysPerScript.length).toBeGreaterThanOrEqual(1 + Math.ceil(1000 / 64));
+      expect(Math.max(...keysPerScript)).toBeLessThanOrEqual(1 + 64);
+    } finally {
+      monitor.disconnect();
+      await deletePrefix(redis, prefix);
+      redis.disconnect();
+    }
+  });
+});
 
 contract('standalone', async () => {
   const redis = testRedis();

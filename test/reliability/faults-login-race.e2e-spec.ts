@@ -319,10 +319,11 @@ describe('logins racing a group fan-out executed by the worker', () => {
     );
   });
 
-  // Fails today. A group revocation leaves no not-before that a later login could be checked against
-  // (unlike a user or an IdP session, whose stamp create-session.lua reads): the fan-out revokes the
-  // users the group index lists when the parent job runs, so a session issued before the event but
-  // written after that read, by a user the index did not list yet, is created and stays readable.
+  // This failed when a group revocation left no not-before that a later login could be checked
+  // against: the fan-out revokes the users the group index lists when the parent job runs, so a
+  // session issued before the event but written after that read, by a user the index did not list
+  // yet, was created and stayed readable. A group revocation now raises a stamp of the group too
+  // (stamp-index.lua), which a login is checked against like the user's and the IdP session's.
   it('a session issued before the group event but written during or after its fan-out, by a user not yet in the group index, is not readable', async () => {
     const newcomers = [...lateNewcomers, lateAfterFanOut[1]!];
     const alive = (await readable(s.keys[0]!.store, newcomers)).filter((x) => x.readable);

@@ -55,7 +55,12 @@ export function parsePingOneBody(
   const parsed = parseJsonBytes(body);
   if (!parsed.ok) {
     result.received = 1;
-    result.quarantined.push({ raw: parsed.text ?? bodyAsText(body), reason: parsed.reason });
+    result.quarantined.push(
+      parsed.text === undefined
+        ? // Bytes that are not text: kept exactly, and the reason says how to read them back.
+          { raw: bodyAsText(body), reason: `${parsed.reason} (raw bytes kept as base64)` }
+        : { raw: parsed.text, reason: parsed.reason },
+    );
     return result;
   }
   try {

@@ -46,7 +46,6 @@ export function openQueue(env: Record<string, string>): TestQueue {
     async ingestPingOne(body) {
       const parsed = parsePingOneBody(Buffer.from(JSON.stringify(body)), {
         mapping: config.pingone.mapping,
-        maxEvents: config.pingone.maxEvents,
         receivedAt: Date.now(),
       });
       if (parsed.quarantined.length)

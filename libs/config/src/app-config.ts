@@ -132,7 +132,6 @@ const EnvSchema = z.object({
     .regex(/^[A-Za-z0-9-]+$/, 'must be an HTTP header name')
     .default('authorization'),
   PINGONE_ENVIRONMENT_IDS: z.string().optional(),
-  PINGONE_MAX_EVENTS: int(1, 10_000).default(500),
   WEBHOOK_BODY_LIMIT: byteSize.default(5 * 1024 * 1024),
   DEDUP_WINDOW_SECONDS: int(1).default(86_400),
   JWT_CLOCK_TOLERANCE_SECONDS: int(0, 3600).default(60),
@@ -207,7 +206,6 @@ export interface AppConfig {
     secrets: string[];
     authHeader: string;
     environmentIds?: ReadonlySet<string>;
-    maxEvents: number;
     mapping: PingOneMapping;
   };
   webhookBodyLimit: number;
@@ -438,7 +436,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       secrets: list(e.PINGONE_WEBHOOK_SECRET),
       authHeader: e.PINGONE_WEBHOOK_AUTH_HEADER.toLowerCase(),
       ...(envIds.length ? { environmentIds: new Set(envIds) } : {}),
-      maxEvents: e.PINGONE_MAX_EVENTS,
       mapping: file.pingone.mapping ?? DEFAULT_PINGONE_MAPPING,
     },
     webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,

@@ -3,7 +3,7 @@ export { EventRejectedError, TemporaryFailureError } from './event-rejected.erro
 export { DEFAULT_ALGORITHMS, JwtVerifier } from './jwt-verifier.js';
 export type { JwtIssuer, VerifyOptions } from './jwt-verifier.js';
 export { DEFAULT_PINGONE_MAPPING, PingOneMapping, PingOneRule } from './pingone-mapping.js';
-export { parsePingOneBody, quarantinedEvents } from './pingone.parser.js';
+export { parsePingOneBody } from './pingone.parser.js';
 export type { Ignored, PingOneParseOptions, PingOneParseResult, Quarantined } from './pingone.parser.js';
 export { isPlainObject, parseJsonBytes } from './safe-json.js';
 export { parseSecurityEventToken, SSF_EVENTS } from './ssf.parser.js';

@@ -6,11 +6,6 @@ export interface PingOneParseOptions {
   mapping: PingOneMapping;
   /** When set, events from other PingOne environments are ignored. */
   environmentIds?: ReadonlySet<string>;
-  /**
-   * At most this many events in one delivery (PingOne sends up to 500): a bigger one is quarantined
-   * whole, to be looked at and replayed (a replay may lift the limit).
-   */
-  maxEvents: number;
   receivedAt: number;
 }
 
@@ -19,13 +14,7 @@ export interface Quarantined {
   raw: string;
   reason: string;
   eventId?: string;
-  /** How many events it holds when more than one (a whole delivery over the limit). */
-  events?: number;
 }
-
-/** How many events some quarantine entries hold, so every received event is accounted for. */
-export const quarantinedEvents = (entries: readonly { events?: number }[]): number =>
-  entries.reduce((n, q) => n + (q.events ?? 1), 0);
 
 export interface Ignored {
   eventId?: string;
@@ -90,15 +79,6 @@ function parseEvents(
     return result;
   }
   result.received = events.length;
-  // Refusing it would not help: PingOne retries the same delivery, and sends nothing else meanwhile.
-  if (events.length > options.maxEvents) {
-    result.quarantined.push({
-      raw: text,
-      reason: `more than ${options.maxEvents} events in one delivery (${events.length})`,
-      events: events.length,
-    });
-    return result;
-  }
   for (const event of events) {
     const outcome = parseEvent(event, options);
     if ('command' in outcome) result.commands.push(outcome.command);

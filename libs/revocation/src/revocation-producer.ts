@@ -12,6 +12,13 @@ export interface ProducerOptions {
   jobOptions: JobsOptions;
 }
 
+/**
+ * Commands stored per round of check, jobs and marks: PingOne's largest delivery. A bigger one (up to
+ * the body limit, a few thousand events) goes in several rounds, so no single MULTI holds Redis for
+ * thousands of job scripts.
+ */
+export const ENQUEUE_BATCH = 500;
+
 export interface EnqueueResult {
   enqueued: RevocationCommand[];
   duplicates: RevocationCommand[];
@@ -36,6 +43,22 @@ export class RevocationProducer {
   async enqueue(
     commands: RevocationCommand[],
     options: { bypassDedup?: boolean } = {},
+  ): Promise<EnqueueResult> {
+    if (commands.length <= ENQUEUE_BATCH) return this.enqueueBatch(commands, options);
+    const result: EnqueueResult = { enqueued: [], duplicates: [] };
+    // One after another: a failure leaves the earlier batches stored and marked, and the sender's
+    // retry finds them duplicates.
+    for (let at = 0; at < commands.length; at += ENQUEUE_BATCH) {
+      const batch = await this.enqueueBatch(commands.slice(at, at + ENQUEUE_BATCH), options);
+      result.enqueued.push(...batch.enqueued);
+      result.duplicates.push(...batch.duplicates);
+    }
+    return result;
+  }
+
+  private async enqueueBatch(
+    commands: RevocationCommand[],
+    options: { bypassDedup?: boolean },
   ): Promise<EnqueueResult> {
     if (commands.length === 0) return { enqueued: [], duplicates: [] };
     // One command per delivery for the check and one write for the marks, whatever its size: a command

@@ -4,7 +4,7 @@ import type { Job, Queue } from 'bullmq';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '#config';
-import { parsePingOneBody, quarantinedEvents } from '#identity-events';
+import { parsePingOneBody } from '#identity-events';
 import {
   AuditLog,
   commandId,
@@ -127,8 +127,7 @@ export class AdminService {
   /**
    * Parses a quarantined delivery again (e.g. after the mapping was fixed) and queues what it now
    * yields, bypassing duplicate suppression: a deliberate replay must act. The entry is removed once
-   * it parses. PINGONE_MAX_EVENTS does not apply: a delivery over it is quarantined so that it can be
-   * replayed here, and it is no bigger than the body limit let in.
+   * it parses.
    */
   async replayQuarantined(id: string): Promise<{ enqueued: number; ignored: number; quarantined: number }> {
     const entry = await this.quarantine.get(id);
@@ -137,7 +136,6 @@ export class AdminService {
     const parsed = parsePingOneBody(entry.raw, {
       mapping: this.config.pingone.mapping,
       ...(this.config.pingone.environmentIds ? { environmentIds: this.config.pingone.environmentIds } : {}),
-      maxEvents: Number.POSITIVE_INFINITY,
       receivedAt,
     });
     const { enqueued } = await this.ingest.accept(parsed.commands, [], { bypassDedup: true, receivedAt });
@@ -145,7 +143,7 @@ export class AdminService {
     return {
       enqueued: enqueued.length,
       ignored: parsed.ignored.length,
-      quarantined: quarantinedEvents(parsed.quarantined),
+      quarantined: parsed.quarantined.length,
     };
   }
 

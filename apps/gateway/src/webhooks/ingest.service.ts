@@ -84,7 +84,7 @@ export class IngestService {
       ]);
       for (const c of result.enqueued) this.count(c.source, c.eventType, 'enqueued');
       for (const c of result.duplicates) this.count(c.source, c.eventType, 'duplicate');
-      for (const q of quarantined) this.count(q.source, 'unknown', 'quarantined', q.events ?? 1);
+      for (const q of quarantined) this.count(q.source, 'unknown', 'quarantined');
       return result;
     } catch {
       for (const c of commands) this.count(c.source, c.eventType, 'unavailable');

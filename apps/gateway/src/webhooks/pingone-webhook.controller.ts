@@ -1,6 +1,6 @@
 import { Body, Controller, HttpCode, Inject, Post, UseGuards } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '#config';
-import { parsePingOneBody, quarantinedEvents } from '#identity-events';
+import { parsePingOneBody } from '#identity-events';
 import { IngestService } from './ingest.service.js';
 import { PingOneAuthGuard } from './pingone-auth.guard.js';
 
@@ -20,8 +20,8 @@ export class PingOneWebhookController {
   ) {}
 
   /**
-   * One PingOne delivery (up to PINGONE_MAX_EVENTS ACTIVITY events: a bigger one is quarantined whole,
-   * as retrying it would not help). 200 once every command and every quarantined
+   * One PingOne delivery (PingOne sends up to 500 ACTIVITY events; any number within the body limit
+   * is taken, as refusing a delivery stops PingOne's stream). 200 once every command and every quarantined
    * event is stored; 503 when Redis could not take them (PingOne retries); 401 before anything else
    * when the credentials are wrong.
    */
@@ -33,7 +33,6 @@ export class PingOneWebhookController {
     const parsed = parsePingOneBody(Buffer.isBuffer(body) ? body : undefined, {
       mapping: this.config.pingone.mapping,
       ...(this.config.pingone.environmentIds ? { environmentIds: this.config.pingone.environmentIds } : {}),
-      maxEvents: this.config.pingone.maxEvents,
       receivedAt,
     });
     for (const i of parsed.ignored) this.ingest.count('pingone', i.eventType ?? 'unknown', 'ignored');
@@ -44,7 +43,7 @@ export class PingOneWebhookController {
       enqueued: enqueued.length,
       duplicates: duplicates.length,
       ignored: parsed.ignored.length,
-      quarantined: quarantinedEvents(quarantined),
+      quarantined: quarantined.length,
     };
   }
 }

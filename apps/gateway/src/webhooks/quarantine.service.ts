@@ -8,8 +8,6 @@ export interface QuarantineEntry {
   reason: string;
   raw: string;
   eventId?: string;
-  /** How many events it holds when more than one (counted, not stored). */
-  events?: number;
 }
 
 /** Lua: the `size` field of an entry's field list (0 for entries written before it existed). */

@@ -81,7 +81,7 @@ describe('loadConfig', () => {
     [{ QUEUE_REDIS_CLUSTER: '1', QUEUE_PREFIX: 'sr}{' }, /QUEUE_PREFIX/],
     [{ CONFIG_FILE: '/nonexistent/config.yaml' }, /CONFIG_FILE/],
     [
-      { DEDUP_WINDOW_SECONDS: '120' },
+      { ...bcl({ keys: [EC_PUBLIC] }), DEDUP_WINDOW_SECONDS: '120' },
       /DEDUP_WINDOW_SECONDS: must be more than twice JWT_CLOCK_TOLERANCE_SECONDS/,
     ],
     [{ ...bcl({ keys: [EC_PUBLIC] }), OIDC_BCL_AUDIENCE: ',' }, /OIDC_BCL_AUDIENCE/],
@@ -94,7 +94,7 @@ describe('loadConfig', () => {
     ],
     [
       { SSF_ISSUER: 'https://tx', SSF_AUDIENCE: 'me', SSF_JWKS_URI: 'http://tx.example.com/jwks' },
-      /SSF_JWKS_URI: must be an https/,
+      /SSF_JWKS_URI: must be an https:\/\/ URL \(http:\/\/ only to localhost, or set ALLOW_HTTP_JWKS=true\)/,
     ],
   ])('a bad value stops start-up naming it: %j', (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
@@ -132,6 +132,24 @@ describe('loadConfig', () => {
       }),
     );
     expect(() => loadConfig({ CONFIG_FILE: hmac })).toThrow(/asymmetric/);
+  });
+
+  it('lets a window shorter than twice the skew be when no JWT source is configured', () => {
+    expect(loadConfig({ DEDUP_WINDOW_SECONDS: '120' }).dedupWindowMs).toBe(120_000);
+  });
+
+  it('takes JWKS over http from elsewhere only with ALLOW_HTTP_JWKS', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sr-config-'));
+    const file = join(dir, 'issuers.json');
+    const internal = 'http://keycloak.auth.svc:8080/realms/r/protocol/openid-connect/certs';
+    writeFileSync(
+      file,
+      JSON.stringify({ oidcIssuers: [{ issuer: 'https://kc', audience: 'a', jwksUri: internal }] }),
+    );
+    expect(() => loadConfig({ CONFIG_FILE: file })).toThrow(
+      /CONFIG_FILE oidcIssuers\[0\]\.jwksUri: must be an https/,
+    );
+    expect(loadConfig({ CONFIG_FILE: file, ALLOW_HTTP_JWKS: 'true' }).oidcIssuers[0]!.jwksUri).toBe(internal);
   });
 
   it('takes JWKS over https, or over http from this machine only', () => {

@@ -62,17 +62,23 @@ const jwks = z
     });
   });
 
-/** Keys fetched over plain HTTP could be swapped on the way: https, or http to this machine only. */
 const jwksUrl = z
   .string()
   .url()
-  .refine((u) => {
-    const { protocol, hostname } = new URL(u);
-    return (
-      protocol === 'https:' ||
-      (protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(hostname))
+  .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an https:// (or http://) URL');
+
+/**
+ * Keys fetched over plain HTTP could be swapped on the way: a JWKS URI is https, or http to this
+ * machine, unless ALLOW_HTTP_JWKS says the network is trusted (a mesh with mTLS, a cluster-internal IdP).
+ */
+function checkJwksTransport(where: string, uri: string | undefined, allowHttp: boolean): void {
+  if (!uri || allowHttp) return;
+  const { protocol, hostname } = new URL(uri);
+  if (protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(hostname))
+    throw new ConfigError(
+      `${where}: must be an https:// URL (http:// only to localhost, or set ALLOW_HTTP_JWKS=true), got ${uri}`,
     );
-  }, 'must be an https:// URL (http:// only to localhost)');
+}
 
 const JwtIssuerSchema = z
   .object({
@@ -165,6 +171,10 @@ const EnvSchema = z.object({
   EMBEDDED_WORKER: z
     .enum(['true', 'false', '1', '0'])
     .default('true')
+    .transform((v) => v === 'true' || v === '1'),
+  ALLOW_HTTP_JWKS: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
     .transform((v) => v === 'true' || v === '1'),
   ALLOW_EVICTING_QUEUE_REDIS: z
     .enum(['true', 'false', '1', '0'])
@@ -396,14 +406,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const adminJwt = issuerFromEnv('ADMIN_JWT', e);
   const oidcIssuers = distinctIssuers('OIDC_BCL_ISSUER', 'oidcIssuers', bcl, file.oidcIssuers);
   const ssfTransmitters = distinctIssuers('SSF_ISSUER', 'ssfTransmitters', ssf, file.ssfTransmitters);
+  checkJwksTransport('OIDC_BCL_JWKS_URI', bcl?.jwksUri, e.ALLOW_HTTP_JWKS);
+  checkJwksTransport('SSF_JWKS_URI', ssf?.jwksUri, e.ALLOW_HTTP_JWKS);
+  checkJwksTransport('ADMIN_JWT_JWKS_URI', adminJwt?.jwksUri, e.ALLOW_HTTP_JWKS);
+  file.oidcIssuers.forEach((i, n) =>
+    checkJwksTransport(`CONFIG_FILE oidcIssuers[${n}].jwksUri`, i.jwksUri, e.ALLOW_HTTP_JWKS),
+  );
+  file.ssfTransmitters.forEach((i, n) =>
+    checkJwksTransport(`CONFIG_FILE ssfTransmitters[${n}].jwksUri`, i.jwksUri, e.ALLOW_HTTP_JWKS),
+  );
   const envIds = list(e.PINGONE_ENVIRONMENT_IDS);
   const queueCluster =
     e.QUEUE_REDIS_CLUSTER === undefined
       ? e.QUEUE_REDIS_URL === undefined && e.REDIS_CLUSTER
       : e.QUEUE_REDIS_CLUSTER === 'true' || e.QUEUE_REDIS_CLUSTER === '1';
-  // A JWT is accepted up to the dedup window less twice the skew after its iat (so its replay always
-  // meets its mark): that must leave some time.
-  if (e.DEDUP_WINDOW_SECONDS <= 2 * e.JWT_CLOCK_TOLERANCE_SECONDS)
+  // A back-channel logout or SET is accepted up to the dedup window less twice the skew after its iat
+  // (so its replay always meets its mark): with such a source, that must leave some time.
+  const jwtEvents = oidcIssuers.length + ssfTransmitters.length > 0;
+  if (jwtEvents && e.DEDUP_WINDOW_SECONDS <= 2 * e.JWT_CLOCK_TOLERANCE_SECONDS)
     throw new ConfigError(
       `DEDUP_WINDOW_SECONDS: must be more than twice JWT_CLOCK_TOLERANCE_SECONDS (${e.JWT_CLOCK_TOLERANCE_SECONDS}), got ${e.DEDUP_WINDOW_SECONDS}`,
     );

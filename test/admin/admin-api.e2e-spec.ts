@@ -666,6 +666,7 @@ describe('admin API', () => {
       const userId = 'u-replayed';
       keys.user(userId);
       const raw = JSON.stringify(event(eventId, 'USER.DELETED', [{ type: 'USER', id: userId }]));
+      const firstArrival = Date.now() - 60_000;
       const id = (await gw.redis.xadd(
         `${queuePrefix}:quarantine`,
         '*',
@@ -674,7 +675,7 @@ describe('admin API', () => {
         'reason',
         'unmapped action type at the time',
         'receivedAt',
-        String(Date.now()),
+        String(firstArrival),
         'eventId',
         eventId,
         'raw',
@@ -689,6 +690,8 @@ describe('admin API', () => {
       const jobs = await gw.queue.getJobs(['waiting', 'active', 'completed', 'prioritized']);
       const job = jobs.find((j) => j.id?.startsWith(`${commandId('pingone', eventId)}-r`));
       expect(job?.data).toMatchObject({ source: 'pingone', eventId, target: { type: 'user', userId } });
+      // It arrived when it was first delivered, not when it was replayed.
+      expect((job?.data as RevocationCommand).receivedAt).toBe(firstArrival);
 
       const list = await call('get', '/admin/quarantine?limit=1000', OPS_KEY).expect(200);
       expect((list.body as { id: string }[]).map((e) => e.id)).not.toContain(id);

@@ -132,7 +132,8 @@ export class AdminService {
   async replayQuarantined(id: string): Promise<{ enqueued: number; ignored: number; quarantined: number }> {
     const entry = await this.quarantine.get(id);
     if (!entry) throw new NotFoundException('no such quarantine entry');
-    const receivedAt = Date.now();
+    // When it first arrived: an event dated in the future takes effect then, not at the replay.
+    const receivedAt = entry.receivedAt || Date.now();
     const parsed = parsePingOneBody(entry.raw, {
       mapping: this.config.pingone.mapping,
       ...(this.config.pingone.environmentIds ? { environmentIds: this.config.pingone.environmentIds } : {}),

@@ -60,6 +60,19 @@ describe('QuarantineService', () => {
     expect(await q.bytes()).toBe(5000);
   });
 
+  it('corrects a count that drifted once it trims down to the newest entry', async () => {
+    const q = service(1000, 1000);
+    for (let n = 1; n <= 2; n++) await q.add([entry(n, 100)], Date.now());
+    // Entries deleted by hand (or kept from before the count) leave it wrong.
+    await redis.set(`${q.key}:bytes`, 999_999);
+    await q.add([entry(3, 100)], Date.now());
+    expect(await reasons(q)).toEqual(['bad 3']);
+    expect(await q.bytes()).toBe(100);
+    await q.add([entry(4, 100)], Date.now());
+    expect(await reasons(q)).toEqual(['bad 3', 'bad 4']);
+    expect(await q.bytes()).toBe(200);
+  });
+
   it('gives back the bytes of a removed entry, and counts afresh once the stream is gone', async () => {
     const q = service(1000, 1000);
     for (let n = 1; n <= 3; n++) await q.add([entry(n, 300)], Date.now());

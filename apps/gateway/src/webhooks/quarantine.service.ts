@@ -10,11 +10,11 @@ export interface QuarantineEntry {
   eventId?: string;
 }
 
-/** Lua: the `size` field of an entry's field list (0 for entries written before it existed). */
+/** Lua: the bytes of an entry's raw text, from its field list. */
 const SIZE_OF = `
 local function sizeOf(fields)
   for i = 1, #fields, 2 do
-    if fields[i] == 'size' then return tonumber(fields[i + 1]) or 0 end
+    if fields[i] == 'raw' then return #fields[i + 1] end
   end
   return 0
 end
@@ -23,13 +23,14 @@ end
 /**
  * Adds an entry and trims the oldest until both bounds hold (the newest entry is always kept).
  * KEYS: the stream, its byte count. ARGV: max entries, max bytes, source, reason, receivedAt, eventId, raw.
- * The byte count restarts from 0 whenever the stream is empty (deleted or emptied by hand).
+ * The count starts afresh whenever the stream is empty or trimmed down to the newest entry, so one
+ * that drifted (entries deleted by hand, or kept from before the count existed) comes right again.
  */
 const ADD = `${SIZE_OF}
 if redis.call('XLEN', KEYS[1]) == 0 then redis.call('SET', KEYS[2], 0) end
 local raw = ARGV[7]
 local id = redis.call('XADD', KEYS[1], '*', 'source', ARGV[3], 'reason', ARGV[4], 'receivedAt', ARGV[5],
-  'eventId', ARGV[6], 'size', #raw, 'raw', raw)
+  'eventId', ARGV[6], 'raw', raw)
 local bytes = redis.call('INCRBY', KEYS[2], #raw)
 local maxEntries, maxBytes = tonumber(ARGV[1]), tonumber(ARGV[2])
 local n = redis.call('XLEN', KEYS[1])
@@ -38,6 +39,10 @@ while n > 1 and (n > maxEntries or bytes > maxBytes) do
   redis.call('XDEL', KEYS[1], oldest[1])
   bytes = redis.call('DECRBY', KEYS[2], sizeOf(oldest[2]))
   n = n - 1
+  if n == 1 then
+    bytes = #raw
+    redis.call('SET', KEYS[2], bytes)
+  end
 end
 return id
 `;

@@ -88,6 +88,7 @@ export class IngestService {
       return result;
     } catch {
       for (const c of commands) this.count(c.source, c.eventType, 'unavailable');
+      for (const q of quarantined) this.count(q.source, 'unknown', 'unavailable');
       throw new RedisUnavailableException();
     } finally {
       clearTimeout(timer);

@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import request from 'supertest';
 import { startGateway, type TestGateway } from '../support/gateway.js';
-import { freePorts, type RedisProcess, startRedisServer, uniquePrefix, waitFor } from '../support/redis.js';
+import { uniquePrefix, waitFor } from '../support/redis.js';
+import { type OwnRedis, startOwnRedis } from '../support/reliability-redis.js';
 
 /**
  * The queue dashboard's API when its Redis is there but will not serve: busy in a script (an error
@@ -19,19 +17,28 @@ const ENQUEUE_TIMEOUT_MS = 250;
 const DEADLINE_MS = 2 * ENQUEUE_TIMEOUT_MS + 1000;
 const API = '/admin/queues/api/queues';
 
+/** What a client is told: the status, when to come back, and why. */
+const answer = (res: request.Response) => ({
+  status: res.status,
+  retryAfter: res.headers['retry-after'],
+  message: (res.body as { message?: string }).message,
+});
+const unavailable = (message: string) => ({
+  status: 503,
+  retryAfter: expect.stringMatching(/^\d+$/),
+  message,
+});
+
 describe('dashboard API when its Redis will not serve', () => {
-  let dir: string;
-  let server: RedisProcess;
+  let server: OwnRedis;
   let gw: TestGateway;
   let control: Redis;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sr-dash-'));
-    const [port] = (await freePorts(1)) as [number];
-    server = await startRedisServer(port, dir);
-    control = new Redis({ port });
+    server = await startOwnRedis('dash');
+    control = new Redis({ port: server.port });
     gw = await startGateway({
-      REDIS_URL: `redis://127.0.0.1:${port}`,
+      REDIS_URL: server.url,
       QUEUE_PREFIX: `{${uniquePrefix('dash-redis')}}`,
       SESSION_TAG_SECRET: 'dashboard-redis-tag-secret-0123',
       ADMIN_API_KEY: KEY,
@@ -41,8 +48,7 @@ describe('dashboard API when its Redis will not serve', () => {
   afterAll(async () => {
     await gw?.close();
     control?.disconnect();
-    server?.process.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    await server?.stop();
   });
 
   const api = () =>
@@ -68,16 +74,7 @@ describe('dashboard API when its Redis will not serve', () => {
         async () => /^BUSY/.test(await killer.ping().catch((err: Error) => err.message)),
         'Redis to answer BUSY',
       );
-      const res = await api();
-      expect({
-        status: res.status,
-        retryAfter: res.headers['retry-after'],
-        message: (res.body as { message?: string }).message,
-      }).toEqual({
-        status: 503,
-        retryAfter: expect.stringMatching(/^\d+$/),
-        message: 'Redis is unavailable; retry later',
-      });
+      expect(answer(await api())).toEqual(unavailable('Redis is unavailable; retry later'));
     } finally {
       // Whatever happened above, the script must not outlive the test.
       await killer.script('KILL').catch(() => undefined);
@@ -94,15 +91,7 @@ describe('dashboard API when its Redis will not serve', () => {
     const pausedAt = Date.now();
     const res = await api();
     const took = Date.now() - pausedAt;
-    expect({
-      status: res.status,
-      retryAfter: res.headers['retry-after'],
-      message: (res.body as { message?: string }).message,
-    }).toEqual({
-      status: 503,
-      retryAfter: expect.stringMatching(/^\d+$/),
-      message: 'Redis did not answer in time; retry later',
-    });
+    expect(answer(res)).toEqual(unavailable('Redis did not answer in time; retry later'));
     // Not before the deadline (a slow Redis gets its time), and not held until the pause ends.
     expect(took).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
     expect(took).toBeLessThan(pauseMs);

@@ -1,12 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { getQueueToken } from '@nestjs/bullmq';
-import type { Queue } from 'bullmq';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import request from 'supertest';
-import { ALL_QUEUES } from '#revocation';
-import { startGateway, type TestGateway } from '../support/gateway.js';
+import { closeWithoutRedis, startGateway, type TestGateway } from '../support/gateway.js';
 import { createSigner, type TestSigner } from '../support/jwt.js';
 import {
   BCL_AUD,
@@ -20,7 +14,8 @@ import {
   SSF_AUD,
   SSF_ISS,
 } from '../support/jwt-issuers.js';
-import { freePorts, type RedisProcess, startRedisServer, uniquePrefix } from '../support/redis.js';
+import { uniquePrefix } from '../support/redis.js';
+import { type OwnRedis, quietQueues, startOwnRedis } from '../support/reliability-redis.js';
 
 /**
  * Back-channel logout and SSF with the queue Redis gone: a valid token must get 503 with Retry-After
@@ -38,37 +33,27 @@ const setOf = (userId: string) =>
   });
 
 describe('JWT receivers while the queue Redis is unreachable', () => {
-  let dir: string;
-  let server: RedisProcess;
+  let server: OwnRedis;
   let gw: TestGateway;
   let signer: TestSigner;
 
   beforeAll(async () => {
     signer = await createSigner('redis-down-key', 'ES256');
-    dir = mkdtempSync(join(tmpdir(), 'sr-jwt-down-'));
-    const [port] = (await freePorts(1)) as [number];
-    server = await startRedisServer(port, dir);
+    server = await startOwnRedis('jwt-down');
     gw = await startGateway({
-      REDIS_URL: `redis://127.0.0.1:${port}`,
+      REDIS_URL: server.url,
       QUEUE_PREFIX: `{${uniquePrefix('jwt-down')}}`,
       ENQUEUE_TIMEOUT_MS: '500',
       ...issuerEnv('OIDC_BCL', signer, BCL_ISS, BCL_AUD),
       ...issuerEnv('SSF', signer, SSF_ISS, SSF_AUD),
     });
     // Connection errors are expected once Redis is killed.
-    const noop = () => undefined;
-    gw.redis.on('error', noop);
-    gw.queue.on('error', noop);
-    for (const name of ALL_QUEUES) gw.app.get<Queue>(getQueueToken(name)).on('error', noop);
+    quietQueues(gw.app, [gw.redis, gw.queue]);
   });
 
   afterAll(async () => {
-    await gw.app.close();
-    await gw.queue.close().catch(() => undefined);
-    gw.redis.disconnect();
-    if (server.process.exitCode === null && server.process.signalCode === null)
-      server.process.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    if (gw) await closeWithoutRedis(gw);
+    await server?.stop();
   });
 
   const logout = (token: string) =>
@@ -87,9 +72,7 @@ describe('JWT receivers while the queue Redis is unreachable', () => {
     expect((await logout(await signLogoutToken(signer, logoutClaims()))).status).toBe(200);
     expect((await ssf(await signSet(signer, setOf('user-up')))).status).toBe(202);
 
-    const exited = new Promise((resolve) => server.process.once('exit', resolve));
-    server.process.kill('SIGKILL');
-    await exited;
+    await server.kill();
 
     const bcl = await logout(await signLogoutToken(signer, logoutClaims({ sub: 'user-down' })));
     expect({

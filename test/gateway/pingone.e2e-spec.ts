@@ -1,6 +1,4 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { getQueueToken } from '@nestjs/bullmq';
-import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import fc from 'fast-check';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { DEFAULT_PINGONE_MAPPING } from '#identity-events';
-import { ALL_QUEUES, commandId, RevocationCommand } from '#revocation';
-import { startGateway, type TestGateway } from '../support/gateway.js';
-import { freePorts, type RedisProcess, startRedisServer, uniquePrefix, waitFor } from '../support/redis.js';
+import { commandId, RevocationCommand } from '#revocation';
+import { closeWithoutRedis, startGateway, type TestGateway } from '../support/gateway.js';
+import { type OwnRedis, quietQueues, startOwnRedis } from '../support/reliability-redis.js';
+import { freePorts, uniquePrefix, waitFor } from '../support/redis.js';
 
 const SECRET = 's3cret-value';
 const BEARER = { Authorization: `Bearer ${SECRET}` };
@@ -120,19 +119,7 @@ function userDeleted(id: string, userId: string, env = ENV_ID): Json {
 }
 
 /** Silences the connection errors of a gateway whose Redis is (or will be) gone: they are expected. */
-function quiet(gw: TestGateway) {
-  const noop = () => undefined;
-  gw.redis.on('error', noop);
-  gw.queue.on('error', noop);
-  for (const name of ALL_QUEUES) gw.app.get<Queue>(getQueueToken(name)).on('error', noop);
-}
-
-/** Closes a gateway whose Redis is gone (TestGateway.close() would fail deleting keys there). */
-async function closeWithoutRedis(gw: TestGateway) {
-  await gw.app.close();
-  await gw.queue.close().catch(() => undefined);
-  gw.redis.disconnect();
-}
+const quiet = (gw: TestGateway) => quietQueues(gw.app, [gw.redis, gw.queue]);
 
 /**
  * A gateway of its own prefix. The enqueue deadline is long: the shared test Redis can stall for
@@ -617,30 +604,18 @@ describe('POST /webhooks/pingone', () => {
     });
 
     describe('a Redis that dies mid-test', () => {
-      let dir: string;
-      let server: RedisProcess | undefined;
+      let server: OwnRedis | undefined;
       let gw: TestGateway | undefined;
-      let port: number;
 
       beforeAll(async () => {
-        dir = mkdtempSync(join(tmpdir(), 'sr-pingone-'));
-        [port] = (await freePorts(1)) as [number];
-        server = await startRedisServer(port, dir);
-        gw = await gateway('p1-dies', {
-          QUEUE_REDIS_URL: `redis://127.0.0.1:${port}`,
-          ENQUEUE_TIMEOUT_MS: '500',
-        });
+        server = await startOwnRedis('pingone');
+        gw = await gateway('p1-dies', { QUEUE_REDIS_URL: server.url, ENQUEUE_TIMEOUT_MS: '500' });
         quiet(gw);
       });
 
       afterAll(async () => {
         if (gw) await closeWithoutRedis(gw);
-        if (server && server.process.exitCode === null && server.process.signalCode === null) {
-          const exited = new Promise((resolve) => server!.process.once('exit', resolve));
-          server.process.kill('SIGKILL');
-          await exited;
-        }
-        rmSync(dir, { recursive: true, force: true });
+        await server?.stop();
       });
 
       it('answers 200 while it is up, 503 with Retry-After once it is killed, 200 again when it is back', async () => {
@@ -648,9 +623,7 @@ describe('POST /webhooks/pingone', () => {
         expect(up.status).toBe(200);
         expect(up.body).toMatchObject({ enqueued: 3 });
 
-        const exited = new Promise((resolve) => server!.process.once('exit', resolve));
-        server!.process.kill('SIGKILL');
-        await exited;
+        await server!.kill();
 
         const events = [userDeleted('e-dies-1', 'u-dies-1'), userDeleted('e-dies-2', 'u-dies-2')];
         for (const body of [JSON.stringify(events), 'not json']) {
@@ -659,7 +632,7 @@ describe('POST /webhooks/pingone', () => {
           expect(res.headers['retry-after']).toMatch(/^\d+$/);
         }
 
-        server = await startRedisServer(port, dir);
+        await server!.restart();
         const back = await waitFor(async () => {
           const res = await post(gw!, JSON.stringify(events));
           return res.status === 200 ? res : undefined;
@@ -669,17 +642,14 @@ describe('POST /webhooks/pingone', () => {
       });
     });
     describe('a Redis that takes the jobs but refuses the dedup marks', () => {
-      let dir: string;
-      let server: RedisProcess;
+      let server: OwnRedis;
       let admin: Redis;
       let gw: TestGateway;
       const prefix = `{${uniquePrefix('p1-marks')}}`;
 
       beforeAll(async () => {
-        dir = mkdtempSync(join(tmpdir(), 'sr-pingone-marks-'));
-        const [port] = (await freePorts(1)) as [number];
-        server = await startRedisServer(port, dir);
-        admin = new Redis({ port, maxRetriesPerRequest: 1 });
+        server = await startOwnRedis('pingone-marks');
+        admin = new Redis({ port: server.port, maxRetriesPerRequest: 1 });
         // Everything under the prefix but the dedup marks, which this user may read and not write.
         await admin.acl(
           'SETUSER',
@@ -692,17 +662,14 @@ describe('POST /webhooks/pingone', () => {
         );
         gw = await gateway('p1-marks', {
           QUEUE_PREFIX: prefix,
-          QUEUE_REDIS_URL: `redis://gateway:gw-pass@127.0.0.1:${port}`,
+          QUEUE_REDIS_URL: `redis://gateway:gw-pass@127.0.0.1:${server.port}`,
         });
       });
 
       afterAll(async () => {
         await closeWithoutRedis(gw);
         admin.disconnect();
-        const exited = new Promise((resolve) => server.process.once('exit', resolve));
-        server.process.kill('SIGKILL');
-        await exited;
-        rmSync(dir, { recursive: true, force: true });
+        await server.stop();
       });
 
       it('answers 503, never 200, and the retry once Redis takes them enqueues each event once', async () => {

@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { SessionStore } from '#session-store';
 import { spawnGatewayAndWorker, type ServiceProcess } from '../support/cluster-processes.js';
-import { freePorts, type RedisProcess, startRedisServer, waitFor } from '../support/redis.js';
+import { waitFor } from '../support/redis.js';
+import { type OwnRedis, startOwnRedis } from '../support/reliability-redis.js';
 
 const SECRET = 'outage-webhook-secret-0123456789';
 const TAG_SECRET = 'outage-session-tag-secret-0123456789';
@@ -25,14 +23,6 @@ function deliverUserDeleted(gateway: ServiceProcess, eventId: string, userId: st
   });
 }
 
-/** Kills a redis-server and resolves once it has exited. */
-async function kill(server: RedisProcess): Promise<void> {
-  if (server.process.exitCode !== null || server.process.signalCode !== null) return;
-  const exited = new Promise((resolve) => server.process.once('exit', resolve));
-  server.process.kill('SIGKILL');
-  await exited;
-}
-
 /**
  * A gateway and a worker (separate processes) through a Redis outage of a few seconds. While Redis is
  * down, ioredis retries and BullMQ's workers retry several times a second: the logs must say so as
@@ -40,18 +30,14 @@ async function kill(server: RedisProcess): Promise<void> {
  * take revocations again at once, not after a back-off of many seconds.
  */
 describe('a Redis outage', () => {
-  let dir: string;
-  let server: RedisProcess;
-  let redisPort: number;
+  let server: OwnRedis;
   let gateway: ServiceProcess;
   let worker: ServiceProcess;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sr-outage-'));
-    [redisPort] = (await freePorts(1)) as [number];
-    server = await startRedisServer(redisPort, dir);
+    server = await startOwnRedis('outage');
     const env = {
-      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      REDIS_URL: server.url,
       SESSION_TAG_SECRET: TAG_SECRET,
       PINGONE_WEBHOOK_SECRET: SECRET,
       LOG_LEVEL: 'info',
@@ -61,13 +47,12 @@ describe('a Redis outage', () => {
 
   afterAll(async () => {
     await Promise.all([gateway?.stop(), worker?.stop()]);
-    if (server) await kill(server);
-    rmSync(dir, { recursive: true, force: true });
+    await server?.stop();
   });
 
   it('is logged as one JSON warning per client, queue and worker, and a line when it is back', async () => {
     const startedAt = { gateway: gateway.output().length, worker: worker.output().length };
-    await kill(server);
+    await server.kill();
     // A delivery meanwhile: refused (503), and it makes the gateway's queue client fail a command too.
     await waitFor(async () => {
       const res = await deliverUserDeleted(gateway, 'outage-1', 'user-1');
@@ -95,7 +80,7 @@ describe('a Redis outage', () => {
     await waitFor(() => warnings(since(gateway, 'gateway')).includes('queue Redis'), 'the gateway to notice');
     await new Promise((resolve) => setTimeout(resolve, 4000));
 
-    server = await startRedisServer(redisPort, dir);
+    await server.restart();
     const back = (p: ServiceProcess, role: 'gateway' | 'worker') =>
       since(p, role).includes('queue Redis: connected again') &&
       since(p, role).includes('session Redis: connected again');
@@ -140,7 +125,7 @@ describe('a Redis outage', () => {
   // 15 s after a connection error: with those, its blocking connections were still reconnecting 10 s
   // after Redis was back, no job was taken, and a shutdown waited out the whole grace period.
   it('is over for the worker within moments: it revokes at once, and stops promptly', async () => {
-    const redis = new Redis(`redis://127.0.0.1:${redisPort}`, { maxRetriesPerRequest: 1 });
+    const redis = new Redis(server.url, { maxRetriesPerRequest: 1 });
     try {
       const store = new SessionStore({ redis, tagSecret: TAG_SECRET, clockSkewMs: 0 });
       const session = await store.createSession({

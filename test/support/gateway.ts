@@ -75,3 +75,10 @@ export async function startGateway(env: Record<string, string>): Promise<TestGat
     },
   };
 }
+
+/** Closes a gateway whose Redis is gone (TestGateway.close() would wait to delete its keys there). */
+export async function closeWithoutRedis(gw: TestGateway): Promise<void> {
+  await gw.app.close();
+  await gw.queue.close().catch(() => undefined);
+  gw.redis.disconnect();
+}

@@ -9,22 +9,28 @@ import { ALL_QUEUES } from '#revocation';
 import { freePorts, type RedisProcess, startRedisServer } from './redis.js';
 
 /**
- * A throw-away redis-server that keeps what it acknowledged: AOF on, fsync before every reply
- * (`appendfsync always`). SIGKILL it and start it again on the same port and directory, and it comes
- * back with every write it answered OK. (A no-persistence Redis loses everything when killed, queued
- * jobs included, so it cannot show that acknowledged means stored.)
+ * A throw-away redis-server of a test's own, on a spare port (never the shared one): for tests that
+ * kill, pause or otherwise disturb their Redis.
  */
-export interface DurableRedis {
+export interface OwnRedis {
   url: string;
   port: number;
   dir: string;
   /** SIGKILLs the server and waits for it to exit; resolves with Date.now() just before the signal. */
   kill(): Promise<number>;
-  /** Starts it again on the same port and directory; resolves once it answers PING (AOF loaded). */
+  /** Starts it again on the same port and directory; resolves once it answers PING. */
   restart(): Promise<void>;
   /** Kills it (if running) and deletes its directory. */
   stop(): Promise<void>;
 }
+
+/**
+ * An OwnRedis that keeps what it acknowledged: AOF on, fsync before every reply (`appendfsync
+ * always`). SIGKILL it and restart it, and it comes back with every write it answered OK. (A
+ * no-persistence Redis loses everything when killed, queued jobs included, so it cannot show that
+ * acknowledged means stored.)
+ */
+export type DurableRedis = OwnRedis;
 
 const running = (s: RedisProcess) => s.process.exitCode === null && s.process.signalCode === null;
 
@@ -35,14 +41,13 @@ async function killServer(server: RedisProcess): Promise<void> {
   await exited;
 }
 
-export async function startDurableRedis(name: string, args: string[] = []): Promise<DurableRedis> {
+/** Starts an OwnRedis without persistence; `args` are passed to redis-server after the defaults. */
+export async function startOwnRedis(name: string, args: string[] = []): Promise<OwnRedis> {
   const dir = mkdtempSync(join(tmpdir(), `sr-${name}-`));
   const [port] = (await freePorts(1)) as [number];
-  // Later arguments win: these override the helper's `--appendonly no`.
-  const durable = ['--appendonly', 'yes', '--appendfsync', 'always', ...args];
   let server: RedisProcess;
   try {
-    server = await startRedisServer(port, dir, durable);
+    server = await startRedisServer(port, dir, args);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
@@ -57,14 +62,19 @@ export async function startDurableRedis(name: string, args: string[] = []): Prom
       return at;
     },
     async restart() {
-      if (running(server)) throw new Error('the durable Redis is still running');
-      server = await startRedisServer(port, dir, durable);
+      if (running(server)) throw new Error(`the Redis of ${name} is still running`);
+      server = await startRedisServer(port, dir, args);
     },
     async stop() {
       await killServer(server);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export function startDurableRedis(name: string, args: string[] = []): Promise<DurableRedis> {
+  // Later arguments win: these override startRedisServer's `--appendonly no`.
+  return startOwnRedis(name, ['--appendonly', 'yes', '--appendfsync', 'always', ...args]);
 }
 
 /**

@@ -44,7 +44,6 @@ export class RevocationProducer {
     commands: RevocationCommand[],
     options: { bypassDedup?: boolean } = {},
   ): Promise<EnqueueResult> {
-    if (commands.length <= ENQUEUE_BATCH) return this.enqueueBatch(commands, options);
     const result: EnqueueResult = { enqueued: [], duplicates: [] };
     // One after another: a failure leaves the earlier batches stored and marked, and the sender's
     // retry finds them duplicates.

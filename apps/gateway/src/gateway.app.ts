@@ -16,7 +16,12 @@ import { RevokerMetrics } from '#metrics';
 import { ALL_QUEUES } from '#revocation';
 import { AdminAuthService } from './admin/admin-auth.service.js';
 import { QUEUE_REDIS } from './queue-redis.provider.js';
-import { adminDeadlineMs, REDIS_UNAVAILABLE_BODY, RETRY_AFTER_SECONDS } from './redis-unavailable.js';
+import {
+  adminDeadlineMs,
+  REDIS_TIMEOUT_MESSAGE,
+  REDIS_UNAVAILABLE_BODY,
+  RETRY_AFTER_SECONDS,
+} from './redis-unavailable.js';
 
 export const DASHBOARD_PATH = '/admin/queues';
 /** The dashboard's JSON API (its page and static files do not touch Redis). */
@@ -182,9 +187,7 @@ export async function configureGateway(
     }
     const timer = setTimeout(() => {
       if (!reply.sent)
-        void reply
-          .status(503)
-          .send({ ...REDIS_UNAVAILABLE_BODY, message: 'Redis did not answer in time; retry later' });
+        void reply.status(503).send({ ...REDIS_UNAVAILABLE_BODY, message: REDIS_TIMEOUT_MESSAGE });
     }, deadline);
     reply.raw.once('close', () => clearTimeout(timer));
   };

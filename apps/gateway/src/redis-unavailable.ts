@@ -19,6 +19,9 @@ export const REDIS_UNAVAILABLE_BODY = {
   message: 'Redis is unavailable; retry later',
 } as const;
 
+/** The message of a 503 for a call Redis did not answer within its deadline. */
+export const REDIS_TIMEOUT_MESSAGE = 'Redis did not answer in time; retry later';
+
 /** Redis could not store a delivery or admin write (or did not answer in time): 503 with Retry-After. */
 export class RedisUnavailableException extends ServiceUnavailableException {
   constructor(message = 'could not store the delivery; retry later') {

@@ -8,7 +8,7 @@ import {
 import type { FastifyRequest } from 'fastify';
 import { type Observable, throwError, timeout } from 'rxjs';
 import { APP_CONFIG, type AppConfig } from '#config';
-import { adminDeadlineMs, RedisUnavailableException } from '../redis-unavailable.js';
+import { adminDeadlineMs, REDIS_TIMEOUT_MESSAGE, RedisUnavailableException } from '../redis-unavailable.js';
 
 /**
  * An admin call answers within twice ENQUEUE_TIMEOUT_MS plus a second (plus ADMIN_WAIT_TIMEOUT_MS
@@ -28,8 +28,7 @@ export class AdminDeadlineInterceptor implements NestInterceptor {
     return next.handle().pipe(
       timeout({
         first: ms,
-        with: () =>
-          throwError(() => new RedisUnavailableException('Redis did not answer in time; retry later')),
+        with: () => throwError(() => new RedisUnavailableException(REDIS_TIMEOUT_MESSAGE)),
       }),
     );
   }

@@ -71,8 +71,8 @@ const jwksUrl = z
  * Keys fetched over plain HTTP could be swapped on the way: a JWKS URI is https, or http to this
  * machine, unless ALLOW_HTTP_JWKS says the network is trusted (a mesh with mTLS, a cluster-internal IdP).
  */
-function checkJwksTransport(where: string, uri: string | undefined, allowHttp: boolean): void {
-  if (!uri || allowHttp) return;
+function checkJwksTransport(where: string, uri: string | undefined): void {
+  if (!uri) return;
   const { protocol, hostname } = new URL(uri);
   if (protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(hostname))
     throw new ConfigError(
@@ -406,15 +406,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const adminJwt = issuerFromEnv('ADMIN_JWT', e);
   const oidcIssuers = distinctIssuers('OIDC_BCL_ISSUER', 'oidcIssuers', bcl, file.oidcIssuers);
   const ssfTransmitters = distinctIssuers('SSF_ISSUER', 'ssfTransmitters', ssf, file.ssfTransmitters);
-  checkJwksTransport('OIDC_BCL_JWKS_URI', bcl?.jwksUri, e.ALLOW_HTTP_JWKS);
-  checkJwksTransport('SSF_JWKS_URI', ssf?.jwksUri, e.ALLOW_HTTP_JWKS);
-  checkJwksTransport('ADMIN_JWT_JWKS_URI', adminJwt?.jwksUri, e.ALLOW_HTTP_JWKS);
-  file.oidcIssuers.forEach((i, n) =>
-    checkJwksTransport(`CONFIG_FILE oidcIssuers[${n}].jwksUri`, i.jwksUri, e.ALLOW_HTTP_JWKS),
-  );
-  file.ssfTransmitters.forEach((i, n) =>
-    checkJwksTransport(`CONFIG_FILE ssfTransmitters[${n}].jwksUri`, i.jwksUri, e.ALLOW_HTTP_JWKS),
-  );
+  if (!e.ALLOW_HTTP_JWKS)
+    for (const [where, uri] of [
+      ['OIDC_BCL_JWKS_URI', bcl?.jwksUri],
+      ['SSF_JWKS_URI', ssf?.jwksUri],
+      ['ADMIN_JWT_JWKS_URI', adminJwt?.jwksUri],
+      ...file.oidcIssuers.map((i, n) => [`CONFIG_FILE oidcIssuers[${n}].jwksUri`, i.jwksUri] as const),
+      ...file.ssfTransmitters.map(
+        (i, n) => [`CONFIG_FILE ssfTransmitters[${n}].jwksUri`, i.jwksUri] as const,
+      ),
+    ] as [string, string | undefined][])
+      checkJwksTransport(where, uri);
   const envIds = list(e.PINGONE_ENVIRONMENT_IDS);
   const queueCluster =
     e.QUEUE_REDIS_CLUSTER === undefined

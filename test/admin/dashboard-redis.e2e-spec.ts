@@ -65,10 +65,13 @@ describe('dashboard API when its Redis will not serve', () => {
 
   it('answers 503 with Retry-After while Redis answers BUSY, and 200 again once it is free', async () => {
     await control.config('SET', 'busy-reply-threshold', '20');
+    // Both connected before the script starts: a client whose handshake meets BUSY treats it as fatal
+    // and reconnects for ever, and the check below would then wait on it past the test's timeout.
     const busy = new Redis({ port: server.port });
+    const killer = new Redis({ port: server.port });
+    await Promise.all([busy.ping(), killer.ping()]);
     // Spins until SCRIPT KILL: every other client gets BUSY meanwhile.
     const spinning = busy.eval('while true do end', 0).catch((err: Error) => err.message);
-    const killer = new Redis({ port: server.port });
     try {
       await waitFor(
         async () => /^BUSY/.test(await killer.ping().catch((err: Error) => err.message)),

@@ -6,8 +6,9 @@ export default {
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
-    '^#(session-store|revocation|identity-events|config|metrics|health|logging)$':
+    '^#(session-store|revocation|identity-events|config|redis|metrics|health|logging)$':
       '<rootDir>/libs/$1/src/index.ts',
+    '^#redis/lua$': '<rootDir>/libs/redis/src/lua-scripts.ts',
     '^#session-store/express$': '<rootDir>/libs/session-store/src/express-session-store.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
     // @fastify/static (CommonJS) requires the ESM-only content-disposition 3. Node 20 runs that

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
 import { createHash, randomUUID } from 'node:crypto';
 import request from 'supertest';
-import { commandId, REVOCATION_PRIORITY_QUEUE, type RevocationCommand } from '#revocation';
+import { commandId, QueueKeys, REVOCATION_PRIORITY_QUEUE, type RevocationCommand } from '#revocation';
 import { SessionStore } from '#session-store';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { waitForQueuesIdle } from '../support/queues.js';
@@ -668,7 +668,7 @@ describe('admin API', () => {
       const raw = JSON.stringify(event(eventId, 'USER.DELETED', [{ type: 'USER', id: userId }]));
       const firstArrival = Date.now() - 60_000;
       const id = (await gw.redis.xadd(
-        `${queuePrefix}:quarantine`,
+        new QueueKeys(queuePrefix).quarantine,
         '*',
         'source',
         'pingone',
@@ -682,7 +682,7 @@ describe('admin API', () => {
         raw,
       ))!;
       // Its command id was seen before: a replay must act anyway.
-      await gw.redis.set(`${queuePrefix}:dedup:${commandId('pingone', eventId)}`, '1', 'PX', 60_000);
+      await gw.redis.set(new QueueKeys(queuePrefix).dedup(commandId('pingone', eventId)), '1', 'PX', 60_000);
 
       const res = await post(`/admin/quarantine/${id}/replay`, undefined, OPS_KEY);
       expect(res.status).toBe(200);

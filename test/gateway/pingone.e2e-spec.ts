@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { DEFAULT_PINGONE_MAPPING } from '#identity-events';
-import { commandId, RevocationCommand } from '#revocation';
+import { commandId, QueueKeys, RevocationCommand } from '#revocation';
 import { closeWithoutRedis, startGateway, type TestGateway } from '../support/gateway.js';
 import { type OwnRedis, quietQueues, startOwnRedis } from '../support/reliability-redis.js';
 import { freePorts, uniquePrefix, waitFor } from '../support/redis.js';
@@ -78,7 +78,7 @@ interface QuarantineRecord {
 }
 
 async function quarantine(gw: TestGateway): Promise<QuarantineRecord[]> {
-  const entries = await gw.redis.xrange(`${gw.config.redis.queuePrefix}:quarantine`, '-', '+');
+  const entries = await gw.redis.xrange(new QueueKeys(gw.config.redis.queuePrefix).quarantine, '-', '+');
   return entries.map(([, fields]) => {
     const record: Record<string, string> = {};
     for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
@@ -88,7 +88,7 @@ async function quarantine(gw: TestGateway): Promise<QuarantineRecord[]> {
 
 async function expectNothingStored(gw: TestGateway) {
   expect(await gw.commands()).toEqual([]);
-  expect(await gw.redis.xlen(`${gw.config.redis.queuePrefix}:quarantine`)).toBe(0);
+  expect(await gw.redis.xlen(new QueueKeys(gw.config.redis.queuePrefix).quarantine)).toBe(0);
 }
 
 const ALL_STATES = ['waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized'] as const;
@@ -103,7 +103,10 @@ async function reset(gw: TestGateway) {
   const prefix = gw.config.redis.queuePrefix;
   const jobIds = (await gw.queue.getJobs([...ALL_STATES])).map((j) => j.id!);
   const ids = new Set([...FIXTURE_COMMAND_IDS, ...jobIds]);
-  await gw.redis.del(`${prefix}:quarantine`, ...[...ids].map((id) => `${prefix}:dedup:${id}`));
+  await gw.redis.del(
+    new QueueKeys(prefix).quarantine,
+    ...[...ids].map((id) => new QueueKeys(prefix).dedup(id)),
+  );
   await gw.queue.obliterate({ force: true });
 }
 
@@ -586,7 +589,7 @@ describe('POST /webhooks/pingone', () => {
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ enqueued: 0, quarantined: 1 });
       expect(await main.commands()).toEqual([]);
-      expect(await main.redis.xlen(`${main.config.redis.queuePrefix}:quarantine`)).toBe(1);
+      expect(await main.redis.xlen(new QueueKeys(main.config.redis.queuePrefix).quarantine)).toBe(1);
       // Still serving.
       expect((await post(main, singleText)).body).toMatchObject({ enqueued: 1 });
     });

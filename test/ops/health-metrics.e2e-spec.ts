@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { freePorts, uniquePrefix } from '../support/redis.js';
+import { QueueKeys } from '#revocation';
 
 const SECRET = 'metrics-webhook-secret-value';
 
@@ -27,14 +28,14 @@ describe('health and metrics', () => {
 
   it('reports degraded readiness when the memory watch says a Redis is near its limit', async () => {
     await gw.redis.set(
-      `${gw.config.redis.queuePrefix}:memory`,
+      new QueueKeys(gw.config.redis.queuePrefix).memory,
       JSON.stringify([{ role: 'sessions', usedMemory: 95, maxmemory: 100, degraded: true }]),
       'PX',
       60_000,
     );
     const ready = await request(gw.app.getHttpServer()).get('/health/ready');
     expect(JSON.stringify(ready.body)).toContain('degraded');
-    await gw.redis.del(`${gw.config.redis.queuePrefix}:memory`);
+    await gw.redis.del(new QueueKeys(gw.config.redis.queuePrefix).memory);
   });
 
   it('exports Prometheus metrics with conventional names and no secrets', async () => {

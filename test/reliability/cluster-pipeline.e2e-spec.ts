@@ -3,14 +3,8 @@ import { readFileSync } from 'node:fs';
 import type { Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import request from 'supertest';
-import {
-  assertQueueRedisPolicy,
-  AuditLog,
-  commandId,
-  parseInfo,
-  readRedisMemory,
-  type RevocationCommand,
-} from '#revocation';
+import { assertQueueRedisPolicy, parseInfo, readRedisMemory } from '#redis';
+import { AuditLog, commandId, QueueKeys, type RevocationCommand } from '#revocation';
 import { type CreatedSession, SessionStore } from '#session-store';
 import { inBatches } from '../support/commands.js';
 import { type FailoverCluster, startFailoverCluster } from '../support/cluster-redis.js';
@@ -136,7 +130,7 @@ async function runScenarios(backend: Backend): Promise<Outcome> {
     const stillReadable: Record<string, boolean> = {};
     for (const [name, s] of Object.entries(sessions))
       stillReadable[name] = (await store.getSession(s.sessionId)) !== null;
-    const fixtureAudit = await new AuditLog(backend.redis, `${QUEUE_PREFIX}:audit`, 10_000).read({
+    const fixtureAudit = await new AuditLog(backend.redis, new QueueKeys(QUEUE_PREFIX).audit, 10_000).read({
       limit: 10,
     });
 
@@ -177,7 +171,9 @@ async function runScenarios(backend: Backend): Promise<Outcome> {
     const children = (await queues['revocations']!.getJobs(['completed'])).filter(
       (j: Job) => j.id !== parentId && j.id!.startsWith(`${parentId}-u`),
     );
-    const audit = await new AuditLog(backend.redis, `${QUEUE_PREFIX}:audit`, 10_000).read({ limit: 5000 });
+    const audit = await new AuditLog(backend.redis, new QueueKeys(QUEUE_PREFIX).audit, 10_000).read({
+      limit: 5000,
+    });
     // Revocation queues first (jobsLeft counts only them), then the maintenance queue (failed only).
     const counts = await Promise.all(
       [...revocations, queues['maintenance']!].map((q) =>

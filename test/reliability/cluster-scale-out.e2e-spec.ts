@@ -14,6 +14,7 @@ import {
 } from '../support/cluster-service.js';
 import { waitForQueuesIdle } from '../support/queues.js';
 import { freePorts, waitFor } from '../support/redis.js';
+import { QueueKeys } from '#revocation';
 
 const SECRET = 'cluster-scale-webhook-secret';
 const TAG_SECRET = 'cluster-scale-tag-secret-0123456789';
@@ -150,7 +151,7 @@ describe('Redis Cluster: two gateway and two worker processes share the load', (
     expect(await maintenance.getJobCountByTypes('failed')).toBe(0);
     expect((await maintenance.getJobSchedulers()).length).toBe(2);
     // The memory watch read the cluster and recorded it where any process's readiness finds it.
-    expect(await redis.pttl(`${QUEUE_PREFIX}:memory`)).toBeGreaterThan(0);
+    expect(await redis.pttl(new QueueKeys(QUEUE_PREFIX).memory)).toBeGreaterThan(0);
     for (const s of [...gateways, ...workers])
       expect({ role: s.role, exit: s.exitCode() }).toEqual({ role: s.role, exit: null });
   }, 40_000);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { commandId, type RevocationCommand } from '#revocation';
+import { commandId, QueueKeys, type RevocationCommand } from '#revocation';
 import { type CreatedSession, SessionStore } from '#session-store';
 import { type ChildWorker, spawnWorker } from '../support/child-worker.js';
 import { inBatches } from '../support/commands.js';
@@ -174,7 +174,7 @@ describe('20 producers, 20 consumers: 4,000 distinct events and 1,000 redeliveri
     expect(revoked).toBe(USERS);
 
     // The audit shows each event id exactly once.
-    const audit = await gw.redis.xrange(`${env['QUEUE_PREFIX']}:audit`, '-', '+');
+    const audit = await gw.redis.xrange(new QueueKeys(env['QUEUE_PREFIX']!).audit, '-', '+');
     const audited = audit.map(([, fields]) => (JSON.parse(fields[1]!) as { eventId: string }).eventId);
     expect(audited).toHaveLength(DISTINCT);
     expect(new Set(audited).size).toBe(DISTINCT);
@@ -212,7 +212,7 @@ describe('20 producers, 20 consumers: 4,000 distinct events and 1,000 redeliveri
     const ids = events.map((e) => commandId('pingone', e.id));
     const jobs = await Promise.all(ids.map((id) => gw.queue.getJob(id)));
     expect(await Promise.all(jobs.map((j) => j?.getState()))).toEqual(ids.map(() => 'completed'));
-    const audit = await gw.redis.xrange(`${env['QUEUE_PREFIX']}:audit`, '-', '+');
+    const audit = await gw.redis.xrange(new QueueKeys(env['QUEUE_PREFIX']!).audit, '-', '+');
     const audited = audit
       .map(([, fields]) => (JSON.parse(fields[1]!) as { eventId: string }).eventId)
       .filter((id) => id.startsWith('load-pair-event-'));

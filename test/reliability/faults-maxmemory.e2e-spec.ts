@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { commandId } from '#revocation';
+import { commandId, QueueKeys } from '#revocation';
 import { type CreatedSession, SessionStore } from '#session-store';
 import { inBatches } from '../support/commands.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
@@ -158,7 +158,7 @@ describe('Redis at maxmemory with noeviction (one Redis for queue and sessions)'
     const states = await Promise.all(ids.map(async (id) => (await gw.queue.getJob(id))?.getState()));
     expect(states).toEqual(ids.map(() => 'completed'));
     expect(await gw.queue.getJobCounts('completed', 'failed')).toEqual({ completed: ids.length, failed: 0 });
-    const audit = await gw.redis.xrange(`${env['QUEUE_PREFIX']}:audit`, '-', '+');
+    const audit = await gw.redis.xrange(new QueueKeys(env['QUEUE_PREFIX']!).audit, '-', '+');
     const audited = audit.map(([, f]) => (JSON.parse(f[1]!) as { eventId: string }).eventId).sort();
     expect(audited).toEqual([...before, ...during].map((u) => `ev-${u}`).sort());
     expect(await unreadable(sessions)).toBe(true);
@@ -217,7 +217,7 @@ describe('Redis at maxmemory with noeviction (one Redis for queue and sessions)'
       })}\n`,
     );
     expect(failed).toEqual([]);
-    const audit = await gw.redis.xrange(`${env['QUEUE_PREFIX']}:audit`, '-', '+');
+    const audit = await gw.redis.xrange(new QueueKeys(env['QUEUE_PREFIX']!).audit, '-', '+');
     const audited = new Set(audit.map(([, f]) => (JSON.parse(f[1]!) as { eventId: string }).eventId));
     expect(users.filter((u) => !audited.has(`ev-${u}`))).toEqual([]);
     expect(await unreadable(sessions)).toBe(true);

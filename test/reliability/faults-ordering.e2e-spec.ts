@@ -9,6 +9,7 @@ import { REDIS_URL, uniquePrefix } from '../support/redis.js';
 import { listenGateway, postPingOne } from '../support/reliability-http.js';
 import { SessionKeys } from '../support/session-keys.js';
 import { startWorker, type TestWorker } from '../support/worker.js';
+import { QueueKeys } from '#revocation';
 
 const SECRET = 'ordering-http-webhook-secret';
 const TAG_SECRET = 'ordering-http-tag-secret-0123456789';
@@ -203,7 +204,7 @@ describe('out-of-order and replayed events through the HTTP gateway end where in
 
   /** The template event ids of a run in the order the worker executed them (first execution of each). */
   async function executed(run: Run): Promise<string[]> {
-    const audit = await gw.redis.xrange(`${env['QUEUE_PREFIX']}:audit`, '-', '+');
+    const audit = await gw.redis.xrange(new QueueKeys(env['QUEUE_PREFIX']!).audit, '-', '+');
     const ids = audit
       .map(([, f]) => (JSON.parse(f[1]!) as { eventId: string }).eventId)
       .filter((id) => id.endsWith(`~${run.name}`))

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { AuditLog, commandId, REVOCATION_QUEUE } from '#revocation';
+import { AuditLog, commandId, QueueKeys, REVOCATION_QUEUE } from '#revocation';
 import { type CreatedSession, SessionStore } from '#session-store';
 import { inBatches } from '../support/commands.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
@@ -177,7 +177,7 @@ describe('Redis SIGKILLed in the middle of a stream of deliveries (gateway + wor
     const states = await Promise.all(log.map(async (e) => (await gw.queue.getJob(e.jobId))?.getState()));
     expect(log.filter((_, i) => states[i] !== 'completed').map((e) => e.eventId)).toEqual([]);
     expect(await gw.queue.getJobCounts('completed', 'failed')).toEqual({ completed: EVENTS, failed: 0 });
-    const audit = await new AuditLog(gw.redis, `${env['QUEUE_PREFIX']}:audit`, 100_000).read({
+    const audit = await new AuditLog(gw.redis, new QueueKeys(env['QUEUE_PREFIX']!).audit, 100_000).read({
       limit: 10 * EVENTS,
     });
     const audited = new Set(audit.map((a) => a.eventId));

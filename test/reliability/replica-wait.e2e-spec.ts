@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import request from 'supertest';
-import { waitForReplicas, waitForReplicasEverywhere } from '#revocation';
+import { waitForReplicas, waitForReplicasEverywhere } from '#redis';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { freePorts, startRedisServer, uniquePrefix, waitFor, type RedisProcess } from '../support/redis.js';
 

@@ -13,6 +13,7 @@ import { GatewayModule } from '../../apps/gateway/src/gateway.module.js';
 import { createSigner, nowSec, signJwt, type TestSigner, unsignedJwt } from '../support/jwt.js';
 import { deletePrefix, REDIS_URL, testRedis, uniquePrefix } from '../support/redis.js';
 import { SessionKeys } from '../support/session-keys.js';
+import { QueueKeys } from '#revocation';
 
 /**
  * What the service writes down about the requests that failed (and those that succeeded): the JSON
@@ -302,7 +303,7 @@ describe('no secret, token or session id in logs, /metrics or the audit trail', 
   it('the audit trail names actors and ids, never a credential or session id', async () => {
     const redis = testRedis();
     try {
-      const entries = await redis.xrange(`${queuePrefix}:audit`, '-', '+');
+      const entries = await redis.xrange(new QueueKeys(queuePrefix).audit, '-', '+');
       const text = JSON.stringify(entries);
       expect(entries.length).toBeGreaterThan(5);
       expect(text).toContain('jwt:ops@example.com');

@@ -1,9 +1,11 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { type AppConfig, loadConfig, producerOptions } from '#config';
+import { type AppConfig, loadConfig } from '#config';
 import { parsePingOneBody } from '#identity-events';
 import {
   type EnqueueResult,
+  producerOptions,
+  QueueKeys,
   REVOCATION_QUEUE,
   type RevocationCommand,
   RevocationProducer,
@@ -79,6 +81,7 @@ export async function dropQueueKeys(redis: Redis, prefix: string): Promise<void>
       await queue.close();
     }
   }
-  const keys = [`${prefix}:audit`, `${prefix}:memory`, ...[...ids].map((id) => `${prefix}:dedup:${id}`)];
+  const queueKeys = new QueueKeys(prefix);
+  const keys = [queueKeys.audit, queueKeys.memory, ...[...ids].map((id) => queueKeys.dedup(id))];
   for (let i = 0; i < keys.length; i += 500) await redis.unlink(...keys.slice(i, i + 500));
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { AuditLog, commandId, RevocationCommand } from '#revocation';
+import { AuditLog, commandId, QueueKeys, RevocationCommand } from '#revocation';
 import { type CreatedSession, SessionStore } from '#session-store';
 import { command, inBatches } from '../support/commands.js';
 import { waitForQueuesIdle } from '../support/queues.js';
@@ -107,7 +107,7 @@ describe('group fan-out over 1,000 users', () => {
     }
     expect(await q.queue.getJobCountByTypes('failed')).toBe(0);
 
-    const audit = await new AuditLog(q.redis, `${env.QUEUE_PREFIX}:audit`, 10_000).read({
+    const audit = await new AuditLog(q.redis, new QueueKeys(env.QUEUE_PREFIX).audit, 10_000).read({
       limit: MEMBERS + 1,
     });
     expect(audit.filter((a) => a.result === 'fanned_out')).toEqual([

@@ -7,6 +7,7 @@ import { openQueue, type TestQueue } from '../support/revocation-queue.js';
 import { type OwnRedis, startOwnRedis } from '../support/session-redis.js';
 import { startWorker, type TestWorker } from '../support/worker.js';
 import type { MemoryReading } from '#metrics';
+import { QueueKeys } from '#revocation';
 
 const PERIOD = 1000;
 const TAG_SECRET = 'maintenance-tag-secret-0123456789';
@@ -126,7 +127,11 @@ describe('scheduled jobs with two worker instances', () => {
   });
 
   it('records memory readings of both Redis roles; one without maxmemory is never degraded', async () => {
-    const raw = await waitFor(() => q.redis.get(`${env['QUEUE_PREFIX']}:memory`), 'a memory reading', 5000);
+    const raw = await waitFor(
+      () => q.redis.get(new QueueKeys(env['QUEUE_PREFIX']!).memory),
+      'a memory reading',
+      5000,
+    );
     const readings = JSON.parse(raw!) as MemoryReading[];
     expect(readings.map((r) => r.role).sort()).toEqual(['queue', 'sessions']);
     for (const r of readings) {
@@ -134,7 +139,7 @@ describe('scheduled jobs with two worker instances', () => {
       expect(r.usedMemory).toBeGreaterThan(0);
     }
     expect(readings.find((r) => r.role === 'queue')!.policy).toBe('noeviction');
-    const ttl = await q.redis.pttl(`${env['QUEUE_PREFIX']}:memory`);
+    const ttl = await q.redis.pttl(new QueueKeys(env['QUEUE_PREFIX']!).memory);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(3 * PERIOD);
   });

@@ -4,6 +4,7 @@ import { openQueue, type TestQueue } from '../support/revocation-queue.js';
 import { type OwnRedis, startOwnRedis } from '../support/session-redis.js';
 import { startWorker, type TestWorker } from '../support/worker.js';
 import type { MemoryReading } from '#metrics';
+import { QueueKeys } from '#revocation';
 
 const MAXMEMORY = 2 * 1024 * 1024;
 
@@ -27,7 +28,7 @@ describe('memory watch: a session Redis near its maxmemory is reported degraded'
       SESSION_PREFIX: uniquePrefix('mem-s'),
       MEMORY_WATCH_EVERY_MS: '1000',
     };
-    memoryKey = `${env.QUEUE_PREFIX}:memory`;
+    memoryKey = new QueueKeys(env.QUEUE_PREFIX).memory;
     q = openQueue(env);
     worker = await startWorker(env);
   });

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
-import { AuditLog, type RevocationCommand } from '#revocation';
+import { AuditLog, QueueKeys, type RevocationCommand } from '#revocation';
 import { SessionStore } from '#session-store';
 import { command } from '../support/commands.js';
 import { waitForQueuesIdle } from '../support/queues.js';
@@ -133,7 +133,9 @@ async function apply(
     expect(enqueued).toHaveLength(commands.length);
     await waitForQueuesIdle([q.queue], 15_000);
     expect(await q.queue.getJobCountByTypes('failed')).toBe(0);
-    const audit = await new AuditLog(q.redis, `${env.QUEUE_PREFIX}:audit`, 1000).read({ limit: 100 });
+    const audit = await new AuditLog(q.redis, new QueueKeys(env.QUEUE_PREFIX).audit, 1000).read({
+      limit: 100,
+    });
     const readable = Object.fromEntries(
       await Promise.all(
         SESSIONS.map(

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import request from 'supertest';
-import { AuditLog, type RevocationCommand } from '#revocation';
+import { AuditLog, QueueKeys, type RevocationCommand } from '#revocation';
 import { SessionStore } from '#session-store';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { waitForQueuesIdle } from '../support/queues.js';
@@ -79,7 +79,9 @@ describe('gateway -> queue -> worker -> session store', () => {
     const failed = await gw.queue.getJobs(['failed']);
     expect(failed).toHaveLength(0);
 
-    const audit = await new AuditLog(gw.redis, `${env.QUEUE_PREFIX}:audit`, 1000).read({ limit: 10 });
+    const audit = await new AuditLog(gw.redis, new QueueKeys(env.QUEUE_PREFIX).audit, 1000).read({
+      limit: 10,
+    });
     expect(audit.map((a) => a.eventId).sort()).toEqual([
       'e1000001-0000-4000-8000-000000000001',
       'e1000001-0000-4000-8000-000000000002',

@@ -1,86 +1,58 @@
-import { BullModule, getQueueToken } from '@nestjs/bullmq';
-import { TerminusModule } from '@nestjs/terminus';
-import type { Queue } from 'bullmq';
-import {
-  connectMetricSources,
-  HEALTH_TARGETS,
-  HealthController,
-  MetricsController,
-  queueErrorLogs,
-} from '#health';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
-import type { Redis } from 'ioredis';
-import { type AppConfig, ConfigModule } from '#config';
-import { RevokerMetrics } from '#metrics';
-import { ALL_QUEUES } from '#revocation';
+import type { AppConfig } from '#config';
+import { ServiceModule } from '#health';
+import type { RevokerMetrics } from '#metrics';
 import { AdminAuditInterceptor } from './admin/admin-audit.interceptor.js';
-import { AdminDeadlineInterceptor } from './admin/admin-deadline.interceptor.js';
 import { AdminAuthService } from './admin/admin-auth.service.js';
+import { AdminDeadlineInterceptor } from './admin/admin-deadline.interceptor.js';
 import { AdminController } from './admin/admin.controller.js';
 import { AdminGuard } from './admin/admin.guard.js';
 import { AdminService } from './admin/admin.service.js';
-import { GATEWAY_SESSION_REDIS, gatewaySessionStoreProviders } from './admin/session-store.provider.js';
-import { QUEUE_REDIS, QueueRedisLifecycle, queueRedisProvider } from './queue-redis.provider.js';
-import { IngestService } from './webhooks/ingest.service.js';
-import { BackchannelLogoutController, SsfController } from './webhooks/jwt-webhook.controllers.js';
+import { IngestService } from './enqueue/ingest.service.js';
+import { quarantineProvider } from './enqueue/quarantine.provider.js';
+import { RedisUnavailableFilter } from './http/redis-unavailable.js';
+import { BackchannelLogoutController } from './webhooks/backchannel-logout.controller.js';
 import { PingOneAuthGuard } from './webhooks/pingone-auth.guard.js';
 import { PingOneWebhookController } from './webhooks/pingone-webhook.controller.js';
-import { QuarantineService } from './webhooks/quarantine.service.js';
-import { RedisUnavailableFilter } from './redis-unavailable.js';
+import { SsfController } from './webhooks/ssf.controller.js';
 
-/** Shares the queue Redis client with BullMQ's Queue (which then leaves closing it to us). */
-@Module({ providers: [queueRedisProvider, QueueRedisLifecycle], exports: [QUEUE_REDIS] })
-class QueueRedisModule {}
-
-/** HTTP in: authenticate, parse and normalise every source, then enqueue durably. */
+/**
+ * HTTP in: authenticate, parse and normalise every source (webhooks/), then store it durably
+ * (enqueue/); the admin API (admin/) revokes through the same enqueue step.
+ */
 @Module({})
 export class GatewayModule {
   static forRoot(config: AppConfig, options: { metrics?: RevokerMetrics } = {}): DynamicModule {
-    const metrics = options.metrics ?? new RevokerMetrics();
     return {
       module: GatewayModule,
       imports: [
-        ConfigModule.forRoot(config),
-        QueueRedisModule,
-        BullModule.forRootAsync({
-          imports: [QueueRedisModule],
-          inject: [QUEUE_REDIS],
-          useFactory: (redis: Redis) => ({ connection: redis, prefix: config.redis.queuePrefix }),
+        ServiceModule.forRoot(config, {
+          ...options,
+          // No offline queue and one retry per command: while Redis is unreachable a webhook must fail
+          // fast with 503 (the sender retries), not hang until a reconnect. A Redis down at start-up
+          // does not stop the gateway: deliveries get 503 until it is back.
+          queueRedis: {
+            client: { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000 },
+            startupWaitMs: 5000,
+          },
+          // The admin API reads sessions through the same store as the applications, when it has the
+          // tag secret.
+          sessionRedis: { client: { maxRetriesPerRequest: 1 }, when: (c) => Boolean(c.session.tagSecret) },
+          sessionStore: 'optional',
         }),
-        BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name }))),
-        TerminusModule.forRoot({ logger: false }),
       ],
-      controllers: [
-        HealthController,
-        MetricsController,
-        PingOneWebhookController,
-        BackchannelLogoutController,
-        SsfController,
-        AdminController,
-      ],
+      controllers: [PingOneWebhookController, BackchannelLogoutController, SsfController, AdminController],
       providers: [
-        { provide: RevokerMetrics, useValue: metrics },
         IngestService,
-        QuarantineService,
+        quarantineProvider,
         PingOneAuthGuard,
         AdminAuthService,
         AdminGuard,
         AdminService,
         AdminAuditInterceptor,
         AdminDeadlineInterceptor,
-        ...gatewaySessionStoreProviders,
-        {
-          provide: HEALTH_TARGETS,
-          inject: [QUEUE_REDIS, GATEWAY_SESSION_REDIS, ...ALL_QUEUES.map((q) => getQueueToken(q))],
-          useFactory: (queue: Redis, sessions: Redis | null, ...queues: Queue[]) => {
-            const targets = { queue, sessions, queuePrefix: config.redis.queuePrefix, queues };
-            connectMetricSources(metrics, targets);
-            return targets;
-          },
-        },
         { provide: APP_FILTER, useClass: RedisUnavailableFilter },
-        queueErrorLogs(QUEUE_REDIS),
       ],
     };
   }

@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { loadConfigOrExit } from '#config';
 import { RevokerMetrics } from '#metrics';
+// The embedded worker: the one place an app imports another (see eslint.config.js).
 import { WorkerModule } from '../../worker/src/worker.module.js';
 import { PinoNestLogger } from '#logging';
 import { configureGateway, gatewayAdapter, gatewayLogger } from './gateway.app.js';

@@ -1,14 +1,12 @@
 import { InjectQueue, Processor, WorkerHost } from '@nestjs/bullmq';
 import { type BeforeApplicationShutdown, Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig, logRedisErrors } from '#config';
+import { APP_CONFIG, type AppConfig } from '#config';
 import type { MemoryReading } from '#metrics';
-import { MAINTENANCE_QUEUE, readRedisMemory } from '#revocation';
+import { logRedisErrors, QUEUE_REDIS, readRedisMemory, type RedisClient, SESSION_REDIS } from '#redis';
+import { MAINTENANCE_QUEUE, QueueKeys } from '#revocation';
 import { type ScanPosition, SessionStore, type SweepResult } from '#session-store';
 import { closeWorkerWithin, RUN_RETRY_DELAY_MS } from './close-worker.js';
-import { SESSION_REDIS } from './session-store.provider.js';
-import { WORKER_QUEUE_REDIS } from './worker-redis.js';
 
 export type RedisMemory = MemoryReading;
 
@@ -23,20 +21,16 @@ export class MaintenanceProcessor
   implements OnApplicationBootstrap, BeforeApplicationShutdown
 {
   private readonly logger = new Logger('Maintenance');
-  readonly memoryKey: string;
-  /** Where the index sweep's walk of the keyspace resumes. */
-  readonly sweepKey: string;
 
   constructor(
     @InjectQueue(MAINTENANCE_QUEUE) private readonly queue: Queue,
     private readonly store: SessionStore,
-    @Inject(SESSION_REDIS) private readonly sessionRedis: Redis,
-    @Inject(WORKER_QUEUE_REDIS) private readonly queueRedis: Redis,
+    @Inject(SESSION_REDIS) private readonly sessionRedis: RedisClient,
+    @Inject(QUEUE_REDIS) private readonly queueRedis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly keys: QueueKeys,
   ) {
     super();
-    this.memoryKey = `${config.redis.queuePrefix}:memory`;
-    this.sweepKey = `${config.redis.queuePrefix}:sweep:next`;
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -77,15 +71,16 @@ export class MaintenanceProcessor
   async sweep(): Promise<SweepResult> {
     const PAGE = 500;
     const budget = this.config.worker.sweepKeysPerRun;
-    const saved = await this.queueRedis.get(this.sweepKey);
+    const saved = await this.queueRedis.get(this.keys.sweepPosition);
     const from = saved ? (JSON.parse(saved) as ScanPosition) : undefined;
     const result = await this.store.sweep({
       count: PAGE,
       ...(budget > 0 ? { maxScans: Math.ceil(budget / PAGE) } : {}),
       ...(from ? { from } : {}),
     });
-    if (result.next) await this.queueRedis.set(this.sweepKey, JSON.stringify(result.next), 'EX', 86_400);
-    else await this.queueRedis.del(this.sweepKey);
+    if (result.next)
+      await this.queueRedis.set(this.keys.sweepPosition, JSON.stringify(result.next), 'EX', 86_400);
+    else await this.queueRedis.del(this.keys.sweepPosition);
     if (result.trimmed > 0)
       this.logger.log(`index sweep trimmed ${result.trimmed} entries from ${result.indexes} indexes`);
     return result;
@@ -106,7 +101,7 @@ export class MaintenanceProcessor
         this.logger.warn('the session Redis has no maxmemory set: it can grow until the machine runs out');
     }
     await this.queueRedis.set(
-      this.memoryKey,
+      this.keys.memory,
       JSON.stringify(readings),
       'PX',
       this.config.worker.memoryWatchEveryMs * 3,

@@ -2,20 +2,23 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig, producerOptions, type RedisClient } from '#config';
+import { APP_CONFIG, type AppConfig } from '#config';
 import { RevokerMetrics } from '#metrics';
 import {
-  AuditLog,
-  REVOCATION_QUEUE,
-  RevocationProducer,
+  QUEUE_REDIS,
+  type RedisClient,
+  SESSION_REDIS,
   waitForReplicas,
   waitForReplicasEverywhere,
+} from '#redis';
+import {
+  AuditLog,
+  producerOptions,
+  REVOCATION_QUEUE,
+  RevocationProducer,
   type RevocationCommand,
 } from '#revocation';
 import { SessionStore } from '#session-store';
-import { SESSION_REDIS } from './session-store.provider.js';
-import { WORKER_QUEUE_REDIS } from './worker-redis.js';
 
 /** A revocation not yet on enough replicas: the job attempt fails and is retried. */
 export class ReplicaWaitError extends Error {}
@@ -30,18 +33,17 @@ export interface ExecutionResult {
 @Injectable()
 export class RevocationExecutor {
   private readonly producer: RevocationProducer;
-  readonly audit: AuditLog;
 
   constructor(
     private readonly store: SessionStore,
     private readonly metrics: RevokerMetrics,
     @InjectQueue(REVOCATION_QUEUE) queue: Queue,
-    @Inject(WORKER_QUEUE_REDIS) redis: Redis,
+    @Inject(QUEUE_REDIS) redis: RedisClient,
     @Inject(SESSION_REDIS) private readonly sessionRedis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly audit: AuditLog,
   ) {
     this.producer = new RevocationProducer(queue, redis, producerOptions(config));
-    this.audit = new AuditLog(redis, `${config.redis.queuePrefix}:audit`, config.auditMaxEntries);
   }
 
   async execute(command: RevocationCommand): Promise<ExecutionResult> {

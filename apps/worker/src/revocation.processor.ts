@@ -7,13 +7,12 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig, logRedisErrors } from '#config';
+import { APP_CONFIG, type AppConfig } from '#config';
+import { logRedisErrors, QUEUE_REDIS, type RedisClient } from '#redis';
 import { RevokerMetrics } from '#metrics';
 import { REVOCATION_PRIORITY_QUEUE, REVOCATION_QUEUE, RevocationCommand } from '#revocation';
 import { closeWorkerWithin, RUN_RETRY_DELAY_MS } from './close-worker.js';
 import { type ExecutionResult, RevocationExecutor } from './revocation.executor.js';
-import { WORKER_QUEUE_REDIS } from './worker-redis.js';
 
 /**
  * Consumes revocation commands. The BullMQ worker is built here rather than by @Processor because
@@ -31,7 +30,7 @@ export class RevocationProcessor
   constructor(
     private readonly executor: RevocationExecutor,
     private readonly metrics: RevokerMetrics,
-    @Inject(WORKER_QUEUE_REDIS) private readonly redis: Redis,
+    @Inject(QUEUE_REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 

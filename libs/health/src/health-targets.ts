@@ -1,12 +1,14 @@
 import type { Queue } from 'bullmq';
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from '#redis';
+import type { QueueKeys } from '#revocation';
 
 /** What readiness looks at; each app provides it from its own clients. */
 export interface HealthTargets {
   /** The session Redis, when this process talks to it. */
-  sessions?: Redis | Cluster | null;
-  queue: Redis | Cluster;
-  queuePrefix: string;
+  sessions?: RedisClient | null;
+  queue: RedisClient;
+  /** Our keys on the queue Redis (the memory watch's readings). */
+  keys: QueueKeys;
   queues: Queue[];
 }
 

@@ -1,6 +1,6 @@
 import { Controller, Get, Header, Inject } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from '#redis';
 import type { MemoryReading } from '#metrics';
 import { HEALTH_TARGETS, type HealthTargets } from './health-targets.js';
 
@@ -63,7 +63,7 @@ export class HealthController {
     ]);
   }
 
-  private async ping(key: string, redis: Redis | Cluster) {
+  private async ping(key: string, redis: RedisClient) {
     const check = this.indicators.check(key);
     try {
       await withTimeout(redis.ping(), PING_TIMEOUT_MS);
@@ -75,10 +75,7 @@ export class HealthController {
 
   private async memory(): Promise<MemoryReading[]> {
     try {
-      const raw = await withTimeout(
-        this.targets.queue.get(`${this.targets.queuePrefix}:memory`),
-        PING_TIMEOUT_MS,
-      );
+      const raw = await withTimeout(this.targets.queue.get(this.targets.keys.memory), PING_TIMEOUT_MS);
       return raw ? (JSON.parse(raw) as MemoryReading[]) : [];
     } catch {
       return [];

@@ -4,3 +4,5 @@ export type { HealthTargets } from './health-targets.js';
 export { MetricsController } from './metrics.controller.js';
 export { connectMetricSources } from './metrics-sources.js';
 export { queueErrorLogs } from './queue-error-logs.js';
+export { ServiceModule } from './service.module.js';
+export type { ServiceOptions } from './service.module.js';

@@ -1,13 +1,12 @@
-import type { Queue } from 'bullmq';
-import type { Cluster, Redis } from 'ioredis';
 import type { MemoryReading, RevokerMetrics } from '#metrics';
+import type { HealthTargets } from './health-targets.js';
 
 const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'] as const;
 
 /** Points the scrape-time gauges at this process's queues and queue Redis. */
 export function connectMetricSources(
   metrics: RevokerMetrics,
-  targets: { queue: Redis | Cluster; queuePrefix: string; queues: Queue[] },
+  targets: Pick<HealthTargets, 'queue' | 'keys' | 'queues'>,
 ): void {
   metrics.setSources({
     queueDepth: async () =>
@@ -16,9 +15,9 @@ export function connectMetricSources(
       ).flatMap(({ q, counts }) =>
         Object.entries(counts).map(([state, count]) => ({ queue: q.name, state, count })),
       ),
-    quarantine: () => targets.queue.xlen(`${targets.queuePrefix}:quarantine`),
+    quarantine: () => targets.queue.xlen(targets.keys.quarantine),
     memory: async () => {
-      const raw = await targets.queue.get(`${targets.queuePrefix}:memory`);
+      const raw = await targets.queue.get(targets.keys.memory);
       return raw ? (JSON.parse(raw) as MemoryReading[]) : [];
     },
   });

@@ -1,8 +1,7 @@
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Provider } from '@nestjs/common';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { logRedisErrors } from '#config';
+import { logRedisErrors, type RedisClient } from '#redis';
 import { ALL_QUEUES } from '#revocation';
 
 /** Token of the listeners on every queue's errors (nothing injects it; providing it attaches them). */
@@ -15,6 +14,6 @@ export const QUEUE_ERROR_LOGS = Symbol('QUEUE_ERROR_LOGS');
 export const queueErrorLogs = (redisToken: symbol): Provider => ({
   provide: QUEUE_ERROR_LOGS,
   inject: [redisToken, ...ALL_QUEUES.map((q) => getQueueToken(q))],
-  useFactory: (redis: Redis, ...queues: Queue[]) =>
+  useFactory: (redis: RedisClient, ...queues: Queue[]) =>
     queues.map((q) => logRedisErrors(q, `queue ${q.name}`, redis)),
 });

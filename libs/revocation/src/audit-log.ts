@@ -1,4 +1,4 @@
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from '#redis';
 import type { RevocationCommand } from './revocation-command.js';
 
 /**
@@ -23,7 +23,7 @@ export interface AuditRecord {
 /** The audit trail: a capped Redis stream, newest last; it never holds a secret. */
 export class AuditLog {
   constructor(
-    private readonly redis: Redis | Cluster,
+    private readonly redis: RedisClient,
     readonly key: string,
     private readonly maxEntries: number,
   ) {}

@@ -11,11 +11,7 @@ export { RevocationProducer } from './revocation-producer.js';
 export type { EnqueueResult, ProducerOptions } from './revocation-producer.js';
 export { AuditLog } from './audit-log.js';
 export type { AuditRecord } from './audit-log.js';
-export {
-  assertQueueRedisPolicy,
-  masterNodes,
-  parseInfo,
-  readRedisMemory,
-  waitForReplicas,
-  waitForReplicasEverywhere,
-} from './redis-policy.js';
+export { QueueKeys } from './queue-keys.js';
+export { Quarantine } from './quarantine.js';
+export type { QuarantineBounds, QuarantineEntry, StoredQuarantineEntry } from './quarantine.js';
+export { producerOptions, revocationJobOptions } from './job-options.js';

@@ -1,13 +1,15 @@
 import type { JobsOptions, Queue } from 'bullmq';
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import type { RedisClient } from '#redis';
+import type { QueueKeys } from './queue-keys.js';
 import { REVOKE_JOB } from './queue-names.js';
 import type { RevocationCommand } from './revocation-command.js';
 
 export interface ProducerOptions {
   /** How long a command id is remembered after it was enqueued, so a redelivery adds nothing. */
   dedupWindowMs: number;
-  /** Prefix of the dedup keys; give it the queue's hash tag so they live on the queue's node. */
-  keyPrefix: string;
+  /** Where the dedup marks live: under the queue's prefix, whose hash tag puts them on the queue's node. */
+  keys: QueueKeys;
   /** Retries, backoff and retention of each job. */
   jobOptions: JobsOptions;
 }
@@ -36,7 +38,7 @@ export class RevocationProducer {
   constructor(
     private readonly queue: Queue,
     /** A client of the queue's Redis, for the dedup marks. */
-    private readonly redis: Redis | Cluster,
+    private readonly redis: RedisClient,
     private readonly options: ProducerOptions,
   ) {}
 
@@ -62,10 +64,10 @@ export class RevocationProducer {
     if (commands.length === 0) return { enqueued: [], duplicates: [] };
     // One command per delivery for the check and one write for the marks, whatever its size: a command
     // each cost a socket write each, most of a 100-event delivery's CPU. The marks share the queue's hash
-    // tag (keyPrefix), so MGET and the pipeline stay on one cluster slot.
+    // tag (the queue prefix), so MGET and the pipeline stay on one cluster slot.
     const seen = options.bypassDedup
       ? commands.map(() => null)
-      : await this.redis.mget(commands.map((c) => this.dedupKey(c.id)));
+      : await this.redis.mget(commands.map((c) => this.options.keys.dedup(c.id)));
     const fresh = commands.filter((_, i) => seen[i] === null);
     const duplicates = commands.filter((_, i) => seen[i] !== null);
     if (fresh.length === 0) return { enqueued: [], duplicates };
@@ -92,10 +94,10 @@ export class RevocationProducer {
 
   /** Sets the commands' dedup marks (only where absent, with `onlyIfAbsent`); 'OK' where one was set. */
   private async mark(commands: RevocationCommand[], onlyIfAbsent: boolean): Promise<unknown[]> {
-    const set = (target: Redis | Cluster | ChainableCommander, id: string) =>
+    const set = (target: RedisClient | ChainableCommander, id: string) =>
       onlyIfAbsent
-        ? target.set(this.dedupKey(id), '1', 'PX', this.options.dedupWindowMs, 'NX')
-        : target.set(this.dedupKey(id), '1', 'PX', this.options.dedupWindowMs);
+        ? target.set(this.options.keys.dedup(id), '1', 'PX', this.options.dedupWindowMs, 'NX')
+        : target.set(this.options.keys.dedup(id), '1', 'PX', this.options.dedupWindowMs);
     if (commands.length === 1) return [await set(this.redis, commands[0]!.id)];
     const pipeline = this.redis.pipeline();
     for (const c of commands) void set(pipeline, c.id);
@@ -105,9 +107,5 @@ export class RevocationProducer {
       if (err) throw err;
       return reply;
     });
-  }
-
-  private dedupKey(id: string): string {
-    return `${this.options.keyPrefix}:dedup:${id}`;
   }
 }

@@ -6,10 +6,10 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { isRedisUnavailable } from '#config';
+import { isRedisUnavailable } from '#redis';
+import { AuditLog } from '#revocation';
 import { catchError, from, mergeMap, type Observable, throwError } from 'rxjs';
 import type { AdminRequest } from './admin.guard.js';
-import { AdminService } from './admin.service.js';
 
 /**
  * Every admin call lands in the audit stream (who, what, when, result), the same stream as the
@@ -17,7 +17,7 @@ import { AdminService } from './admin.service.js';
  */
 @Injectable()
 export class AdminAuditInterceptor implements NestInterceptor {
-  constructor(private readonly admin: AdminService) {}
+  constructor(private readonly audit: AuditLog) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const http = context.switchToHttp();
@@ -30,7 +30,7 @@ export class AdminAuditInterceptor implements NestInterceptor {
           .filter((k) => params[k])
           .map((k) => [k, params[k]]),
       );
-      return this.admin.audit
+      return this.audit
         .append({
           source: 'admin',
           eventType: `${request.method} ${request.routeOptions?.url ?? request.url.split('?')[0]}`,

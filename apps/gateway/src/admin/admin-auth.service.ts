@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { ADMIN_SCOPES, APP_CONFIG, type AdminScope, type AppConfig } from '#config';
 import { JwtVerifier } from '#identity-events';
+import { matchSecret, presentedCredential } from '../auth/authorization-header.js';
 
 export interface AdminPrincipal {
   /** The API key's name, or `jwt:<sub>` for an access token. Recorded in the audit trail. */
@@ -20,11 +20,13 @@ export interface AdminPrincipal {
  */
 @Injectable()
 export class AdminAuthService {
-  private readonly keys: { name: string; scopes: AdminScope[]; digest: Buffer }[];
+  private readonly keys: { name: string; scopes: AdminScope[] }[];
+  private readonly digests: Buffer[];
   private readonly jwt?: JwtVerifier;
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
-    this.keys = config.admin.apiKeys.map((k) => ({ ...k, digest: Buffer.from(k.sha256, 'hex') }));
+    this.keys = config.admin.apiKeys;
+    this.digests = config.admin.apiKeys.map((k) => Buffer.from(k.sha256, 'hex'));
     if (config.admin.jwtIssuer) this.jwt = new JwtVerifier([config.admin.jwtIssuer]);
   }
 
@@ -36,7 +38,7 @@ export class AdminAuthService {
     authorization: string | undefined,
     options: { basic: boolean },
   ): Promise<AdminPrincipal | null> {
-    const presented = presentedCredential(authorization, options.basic);
+    const presented = presentedCredential(authorization, options);
     if (!presented) return null;
     const key = this.matchKey(presented);
     if (key) return key;
@@ -45,11 +47,8 @@ export class AdminAuthService {
   }
 
   private matchKey(presented: string): AdminPrincipal | null {
-    const digest = createHash('sha256').update(presented).digest();
-    let found: AdminPrincipal | null = null;
-    for (const key of this.keys)
-      if (timingSafeEqual(digest, key.digest)) found = { name: key.name, scopes: key.scopes };
-    return found;
+    const key = this.keys[matchSecret(presented, this.digests)];
+    return key ? { name: key.name, scopes: key.scopes } : null;
   }
 
   private async verifyToken(token: string): Promise<AdminPrincipal | null> {
@@ -72,15 +71,4 @@ export class AdminAuthService {
       return null;
     }
   }
-}
-
-/** The credential in `Authorization: Bearer`, or (dashboard only) the password of `Authorization: Basic`. */
-function presentedCredential(auth: string | undefined, basic: boolean): string | undefined {
-  const m = auth ? /^(Bearer|Basic) (.+)$/i.exec(auth) : null;
-  if (!m) return undefined;
-  if (m[1]!.toLowerCase() === 'bearer') return m[2];
-  if (!basic) return undefined;
-  const decoded = Buffer.from(m[2]!, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  return colon < 0 ? undefined : decoded.slice(colon + 1) || undefined;
 }

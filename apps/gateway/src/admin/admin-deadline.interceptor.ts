@@ -8,7 +8,11 @@ import {
 import type { FastifyRequest } from 'fastify';
 import { type Observable, throwError, timeout } from 'rxjs';
 import { APP_CONFIG, type AppConfig } from '#config';
-import { adminDeadlineMs, REDIS_TIMEOUT_MESSAGE, RedisUnavailableException } from '../redis-unavailable.js';
+import {
+  adminDeadlineMs,
+  REDIS_TIMEOUT_MESSAGE,
+  RedisUnavailableException,
+} from '../http/redis-unavailable.js';
 
 /**
  * An admin call answers within twice ENQUEUE_TIMEOUT_MS plus a second (plus ADMIN_WAIT_TIMEOUT_MS

@@ -9,8 +9,8 @@ import {
 import { Reflector } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AdminScope } from '#config';
+import { AuditLog } from '#revocation';
 import { type AdminPrincipal, AdminAuthService } from './admin-auth.service.js';
-import { AdminService } from './admin.service.js';
 
 const SCOPES = 'admin:scopes';
 /** The scope an admin endpoint needs. */
@@ -24,13 +24,13 @@ export class AdminGuard implements CanActivate {
   constructor(
     private readonly auth: AdminAuthService,
     private readonly reflector: Reflector,
-    private readonly admin: AdminService,
+    private readonly audit: AuditLog,
   ) {}
 
   /** Refused calls are audited too (the interceptor only sees calls that got past this guard). */
   private async refuse(request: AdminRequest, status: 401 | 403, actor?: string): Promise<void> {
     const now = Date.now();
-    await this.admin.audit
+    await this.audit
       .append({
         source: 'admin',
         eventType: `${request.method} ${request.routeOptions?.url ?? request.url.split('?')[0]}`,

@@ -2,41 +2,35 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
 import type { Job, Queue } from 'bullmq';
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { APP_CONFIG, type AppConfig } from '#config';
 import { parsePingOneBody } from '#identity-events';
 import {
   AuditLog,
   commandId,
+  Quarantine,
   REVOCATION_PRIORITY_QUEUE,
   REVOCATION_QUEUE,
   type RevocationCommand,
   type RevocationTarget,
 } from '#revocation';
-import type { SessionStore, SessionSummary } from '#session-store';
-import { QUEUE_REDIS } from '../queue-redis.provider.js';
-import { IngestService } from '../webhooks/ingest.service.js';
-import { QuarantineService } from '../webhooks/quarantine.service.js';
+import { SessionStore, type SessionSummary } from '#session-store';
+import { IngestService } from '../enqueue/ingest.service.js';
 import type { CommandStatus } from './admin.dto.js';
-
-export const GATEWAY_SESSION_STORE = Symbol('GATEWAY_SESSION_STORE');
 
 /** Manual revocation, inspection and replay. Revocations go through the same queue as webhooks. */
 @Injectable()
 export class AdminService {
-  readonly audit: AuditLog;
   private readonly queues: Queue[];
 
   constructor(
-    @Inject(GATEWAY_SESSION_STORE) private readonly store: SessionStore | null,
+    @Inject(SessionStore) private readonly store: SessionStore | null,
     @InjectQueue(REVOCATION_QUEUE) private readonly queue: Queue,
     @InjectQueue(REVOCATION_PRIORITY_QUEUE) private readonly urgentQueue: Queue,
-    @Inject(QUEUE_REDIS) redis: Redis,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly ingest: IngestService,
-    private readonly quarantine: QuarantineService,
+    private readonly quarantine: Quarantine,
+    readonly audit: AuditLog,
   ) {
-    this.audit = new AuditLog(redis, `${config.redis.queuePrefix}:audit`, config.auditMaxEntries);
     this.queues = [urgentQueue, queue];
   }
 

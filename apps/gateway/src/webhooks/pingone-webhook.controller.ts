@@ -1,7 +1,7 @@
 import { Body, Controller, HttpCode, Inject, Post, UseGuards } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '#config';
 import { parsePingOneBody } from '#identity-events';
-import { IngestService } from './ingest.service.js';
+import { IngestService } from '../enqueue/ingest.service.js';
 import { PingOneAuthGuard } from './pingone-auth.guard.js';
 
 export interface PingOneDeliveryResult {

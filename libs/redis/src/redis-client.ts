@@ -1,8 +1,12 @@
-import { Logger } from '@nestjs/common';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import type { AppConfig } from './app-config.js';
+import type { AppConfig } from '#config';
+import { logRedisErrors } from './redis-errors.js';
 
+/** A client of one Redis role: a standalone Redis or a Redis Cluster. */
 export type RedisClient = Redis | Cluster;
+
+/** The two Redis roles: the queue's (BullMQ, dedup, audit, quarantine) and the sessions'. */
+export type RedisRole = 'queue' | 'sessions';
 
 /**
  * A client for one Redis role: a standalone Redis, or (cluster) a Redis Cluster reached through the
@@ -53,11 +57,7 @@ const reconnectWithinASecond = (times: number) => Math.min(times * 100, 1000);
  * seeds when configured, reconnecting within a second, its errors logged once per outage. `options`
  * add to or override those of the role.
  */
-export function redisClientFor(
-  config: AppConfig,
-  role: 'queue' | 'sessions',
-  options: RedisOptions = {},
-): RedisClient {
+export function redisClientFor(config: AppConfig, role: RedisRole, options: RedisOptions = {}): RedisClient {
   const r = config.redis;
   const [url, cluster, seeds] =
     role === 'queue' ? [r.queueUrl, r.queueCluster, r.queueClusterNodes] : [r.url, r.cluster, r.clusterNodes];
@@ -82,58 +82,4 @@ export async function closeRedisClient(redis: RedisClient | null | undefined): P
   ]);
   clearTimeout(timer);
   redis.disconnect();
-}
-
-interface Emitter {
-  on(event: 'error', listener: (err: Error) => void): unknown;
-  on(event: 'ready', listener: () => void): unknown;
-  on(event: 'node error', listener: (err: Error, node: string) => void): unknown;
-}
-
-/** How long the same error of one source stays quiet if no 'ready' ends its outage first. */
-export const REPEAT_ERROR_AFTER_MS = 60_000;
-
-/**
- * Logs what goes wrong with a Redis client, a BullMQ queue or a worker as JSON warnings: each
- * different error of an outage once, not every failed reconnect (without a listener, ioredis prints
- * each attempt to stderr and BullMQ a stack; a worker retries several times a second). The next
- * 'ready' of `readyFrom` ends the outage (for the client itself, logged); a queue or a worker does not
- * forward 'ready', so pass the client it uses. An error still going on is logged again after
- * REPEAT_ERROR_AFTER_MS, in case its 'ready' never comes (a worker's own blocking connection). A
- * cluster client's errors on one node ('node error') are logged the same way.
- */
-export function logRedisErrors<T extends Emitter>(
-  source: T,
-  what: string,
-  readyFrom: Emitter = source,
-  logger: Pick<Logger, 'warn' | 'log'> = new Logger('Redis'),
-  now: () => number = Date.now,
-): T {
-  const logged = new Map<string, number>();
-  const report = (message: string) => {
-    const at = logged.get(message);
-    if (at !== undefined && now() - at < REPEAT_ERROR_AFTER_MS) return;
-    logged.set(message, now());
-    logger.warn(message);
-  };
-  source.on('error', (err: Error) => report(`${what}: ${err.message}`));
-  source.on('node error', (err: Error, node: string) => report(`${what}, node ${node}: ${err.message}`));
-  readyFrom.on('ready', () => {
-    if (logged.size === 0) return;
-    logged.clear();
-    if (readyFrom === source) logger.log(`${what}: connected again`);
-  });
-  return source;
-}
-
-/**
- * Whether an error means Redis could not be reached, or would not take a command just now (loading,
- * failing over, out of memory): a request that met it deserves 503 and a retry, not a 500.
- */
-export function isRedisUnavailable(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  if (err.name === 'MaxRetriesPerRequestError' || err.name === 'ClusterAllFailedError') return true;
-  return /Stream isn't writeable|Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|None of startup nodes|Failed to refresh slots cache|^(CLUSTERDOWN|LOADING|READONLY|TRYAGAIN|MASTERDOWN|NOREPLICAS|OOM|BUSY)\b/.test(
-    err.message,
-  );
 }

@@ -1,20 +1,21 @@
 import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { APP_CONFIG, type AppConfig, producerOptions } from '#config';
+import { APP_CONFIG, type AppConfig } from '#config';
 import { RevokerMetrics } from '#metrics';
+import { QUEUE_REDIS, type RedisClient, waitForReplicas } from '#redis';
 import {
+  producerOptions,
+  Quarantine,
+  type QuarantineEntry,
+  QueueKeys,
   REVOCATION_PRIORITY_QUEUE,
   REVOCATION_QUEUE,
   RevocationProducer,
-  waitForReplicas,
   type EnqueueResult,
   type RevocationCommand,
 } from '#revocation';
-import { QUEUE_REDIS } from '../queue-redis.provider.js';
-import { RedisUnavailableException } from '../redis-unavailable.js';
-import { QuarantineService, type QuarantineEntry } from './quarantine.service.js';
+import { RedisUnavailableException } from '../http/redis-unavailable.js';
 
 /**
  * The one way into the queue for every source: store what must be kept (commands, quarantined
@@ -28,9 +29,10 @@ export class IngestService {
   constructor(
     @InjectQueue(REVOCATION_QUEUE) queue: Queue,
     @InjectQueue(REVOCATION_PRIORITY_QUEUE) urgentQueue: Queue,
-    @Inject(QUEUE_REDIS) private readonly redis: Redis,
+    @Inject(QUEUE_REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly quarantine: QuarantineService,
+    private readonly quarantine: Quarantine,
+    private readonly keys: QueueKeys,
     private readonly metrics: RevokerMetrics,
   ) {
     this.producer = new RevocationProducer(queue, redis, producerOptions(config));
@@ -49,7 +51,7 @@ export class IngestService {
     const timeout = Math.floor(this.config.enqueueTimeoutMs / 2);
     const { wanted: present, acknowledged } = await waitForReplicas(
       this.redis,
-      `${this.config.redis.queuePrefix}:wait`,
+      this.keys.replicaWait,
       wanted,
       timeout,
     );

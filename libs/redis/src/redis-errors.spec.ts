@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { EventEmitter } from 'node:events';
-import { logRedisErrors, REPEAT_ERROR_AFTER_MS } from './redis-client.js';
+import { logRedisErrors, REPEAT_ERROR_AFTER_MS } from './redis-errors.js';
 
 /** Collects what would be logged. */
 function recorder() {

@@ -1,4 +1,6 @@
-import type { AppConfig } from './app-config.js';
+import type { AppConfig } from '#config';
+import { QueueKeys } from './queue-keys.js';
+import type { ProducerOptions } from './revocation-producer.js';
 
 /**
  * Retries, backoff and retention of every revocation job, from config: completed jobs are trimmed by
@@ -15,10 +17,10 @@ export function revocationJobOptions(config: AppConfig) {
 }
 
 /** What the RevocationProducer needs, from config. */
-export function producerOptions(config: AppConfig) {
+export function producerOptions(config: AppConfig): ProducerOptions {
   return {
     dedupWindowMs: config.dedupWindowMs,
-    keyPrefix: config.redis.queuePrefix,
+    keys: new QueueKeys(config.redis.queuePrefix),
     jobOptions: revocationJobOptions(config),
   };
 }

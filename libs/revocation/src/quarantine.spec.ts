@@ -1,30 +1,23 @@
 import { afterAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { loadConfig } from '#config';
-import { deletePrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/redis.js';
-import { QuarantineService } from './quarantine.service.js';
+import { deletePrefix, REDIS_URL, uniquePrefix } from '../../../test/support/redis.js';
+import { Quarantine } from './quarantine.js';
+import { QueueKeys } from './queue-keys.js';
 
 /** The quarantine's bounds, on the real test Redis, in a prefix of its own. */
-describe('QuarantineService', () => {
+describe('Quarantine', () => {
   const prefix = `{${uniquePrefix('quarantine')}}`;
+  const keys = new QueueKeys(prefix);
   const redis = new Redis(REDIS_URL);
   const service = (maxEntries: number, maxBytes: number) =>
-    new QuarantineService(
-      redis,
-      loadConfig({
-        REDIS_URL,
-        QUEUE_PREFIX: prefix,
-        QUARANTINE_MAX_ENTRIES: String(maxEntries),
-        QUARANTINE_MAX_BYTES: String(maxBytes),
-      }),
-    );
+    new Quarantine(redis, keys, { maxEntries, maxBytes });
   const entry = (n: number, size: number) => ({
     source: 'pingone',
     reason: `bad ${n}`,
     eventId: `e-${n}`,
     raw: String(n).padEnd(size, '.'),
   });
-  const reasons = async (q: QuarantineService) => (await q.list(100)).map((e) => e.reason).reverse();
+  const reasons = async (q: Quarantine) => (await q.list(100)).map((e) => e.reason).reverse();
 
   beforeEach(() => deletePrefix(redis, prefix));
   afterAll(async () => {
@@ -64,7 +57,7 @@ describe('QuarantineService', () => {
     const q = service(1000, 1000);
     for (let n = 1; n <= 2; n++) await q.add([entry(n, 100)], Date.now());
     // Entries deleted by hand (or kept from before the count) leave it wrong.
-    await redis.set(`${q.key}:bytes`, 999_999);
+    await redis.set(keys.quarantineBytes, 999_999);
     await q.add([entry(3, 100)], Date.now());
     expect(await reasons(q)).toEqual(['bad 3']);
     expect(await q.bytes()).toBe(100);
@@ -83,7 +76,7 @@ describe('QuarantineService', () => {
     expect(await q.get(newest!.id)).toBeNull();
 
     // Someone deletes the stream by hand: its count must not hold the next entries back.
-    await redis.del(q.key);
+    await redis.del(keys.quarantine);
     for (let n = 4; n <= 6; n++) await q.add([entry(n, 300)], Date.now());
     expect(await reasons(q)).toEqual(['bad 4', 'bad 5', 'bad 6']);
     expect(await q.bytes()).toBe(900);

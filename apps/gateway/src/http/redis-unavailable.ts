@@ -7,7 +7,8 @@ import {
 } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
 import type { FastifyReply } from 'fastify';
-import { type AppConfig, isRedisUnavailable } from '#config';
+import type { AppConfig } from '#config';
+import { isRedisUnavailable } from '#redis';
 
 /** Seconds a sender is asked to wait before retrying when Redis could not take or answer a request. */
 export const RETRY_AFTER_SECONDS = 5;

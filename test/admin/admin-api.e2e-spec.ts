@@ -646,6 +646,7 @@ describe('admin API', () => {
         raw: expect.any(String),
         eventId: first,
         receivedAt: expect.any(Number),
+        events: 1,
       });
       expect(JSON.parse(entry.raw)).toMatchObject({ id: first, action: { type: 'USER.DELETED' } });
       const limited = await call('get', '/admin/quarantine?limit=1', OPS_KEY).expect(200);

@@ -91,6 +91,7 @@ describe('JWT webhooks under hostile input', () => {
       QUEUE_PREFIX: `{${uniquePrefix('sec-hooks')}}`,
       ENQUEUE_TIMEOUT_MS: '15000',
       WEBHOOK_BODY_LIMIT: String(BODY_LIMIT),
+      JWT_WEBHOOK_BODY_LIMIT: String(BODY_LIMIT),
       ...issuerEnv('OIDC_BCL', bclSigner, BCL_ISS, BCL_AUD),
       ...issuerEnv('SSF', ssfSigner, SSF_ISS, SSF_AUD),
     });
@@ -142,7 +143,7 @@ describe('JWT webhooks under hostile input', () => {
   }
 
   describe('bodies', () => {
-    it('answers 413 to a back-channel logout or SET over WEBHOOK_BODY_LIMIT, and enqueues nothing', async () => {
+    it('answers 413 to a back-channel logout or SET over JWT_WEBHOOK_BODY_LIMIT, and enqueues nothing', async () => {
       const before = await jobCount();
       const token = await logoutToken(bclClaims());
       const padded = `${form(token)}&pad=${'x'.repeat(BODY_LIMIT)}`;

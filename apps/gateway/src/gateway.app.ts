@@ -7,6 +7,8 @@ import { mountDashboard } from './http/dashboard.js';
 import { echoRequestId } from './http/fastify-adapter.js';
 import { serveOpenApi } from './http/openapi.js';
 import { measureRequests } from './http/request-metrics.js';
+import { authenticateWebhooksEarly } from './http/webhook-auth.js';
+import { PingOneAuthGuard } from './webhooks/pingone-auth.guard.js';
 
 export { gatewayAdapter, gatewayLogger } from './http/fastify-adapter.js';
 
@@ -21,6 +23,7 @@ export async function configureGateway(
   const fastify = app.getHttpAdapter().getInstance();
   keepBodiesAsBytes(fastify, config);
   echoRequestId(fastify);
+  authenticateWebhooksEarly(fastify, app.get(PingOneAuthGuard));
   await limitAdminCalls(fastify, config);
   measureRequests(fastify, app.get(RevokerMetrics));
   await mountDashboard(app, config);

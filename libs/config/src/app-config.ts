@@ -1,5 +1,6 @@
 import { createHash, createPublicKey, type JsonWebKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_PINGONE_MAPPING, PingOneMapping } from '#identity-events';
@@ -139,6 +140,11 @@ const EnvSchema = z.object({
     .default('authorization'),
   PINGONE_ENVIRONMENT_IDS: z.string().optional(),
   WEBHOOK_BODY_LIMIT: byteSize.default(5 * 1024 * 1024),
+  JWT_WEBHOOK_BODY_LIMIT: byteSize.default(64 * 1024),
+  ADMIN_BODY_LIMIT: byteSize.default(64 * 1024),
+  HTTP_REQUEST_TIMEOUT_MS: int(1000, 600_000).default(10_000),
+  HTTP_HEADERS_TIMEOUT_MS: int(1000, 600_000).default(5000),
+  TRUSTED_PROXIES: z.string().optional(),
   DEDUP_WINDOW_SECONDS: int(1).default(86_400),
   JWT_CLOCK_TOLERANCE_SECONDS: int(0, 3600).default(60),
   OIDC_BCL_ISSUER: z.string().optional(),
@@ -187,6 +193,7 @@ const EnvSchema = z.object({
   ADMIN_JWT_JWKS_URI: z.string().url().optional(),
   ADMIN_JWT_JWKS: z.string().optional(),
   ADMIN_RATE_LIMIT_PER_MINUTE: int(1).default(600),
+  ADMIN_AUTH_FAILURES_PER_MINUTE: int(1).default(30),
   ADMIN_WAIT_TIMEOUT_MS: int(100, 120_000).default(10_000),
   CONFIG_FILE: z.string().optional(),
 });
@@ -218,7 +225,23 @@ export interface AppConfig {
     environmentIds?: ReadonlySet<string>;
     mapping: PingOneMapping;
   };
+  /** Largest body of a PingOne delivery (and the server's default). */
   webhookBodyLimit: number;
+  http: {
+    /** Largest body of a back-channel logout or SSF delivery: one signed token, a few KB. */
+    jwtBodyLimit: number;
+    /** Largest body of an admin call. */
+    adminBodyLimit: number;
+    /** The whole request (headers and body) must arrive within this, or 408 and the connection closes. */
+    requestTimeoutMs: number;
+    /** The headers must arrive within this. */
+    headersTimeoutMs: number;
+    /**
+     * Addresses (IPs or CIDR ranges) of the reverse proxies in front: only from these is
+     * X-Forwarded-For believed, so each client behind them has its own rate-limit budget.
+     */
+    trustedProxies: string[];
+  };
   dedupWindowMs: number;
   jwtClockToleranceSec: number;
   oidcIssuers: JwtIssuerConfig[];
@@ -255,6 +278,8 @@ export interface AppConfig {
     /** OAuth 2 access tokens (JWT) from this issuer are accepted too; scopes from `scope` / `scp`. */
     jwtIssuer?: JwtIssuerConfig;
     rateLimitPerMinute: number;
+    /** Failed authentications per minute per client on /admin, counted apart from its calls. */
+    authFailuresPerMinute: number;
     waitTimeoutMs: number;
   };
 }
@@ -324,6 +349,20 @@ function parseAdminKeys(value: string | undefined, plain: string | undefined): A
       sha256: createHash('sha256').update(plain).digest('hex'),
     });
   return keys;
+}
+
+/** TRUSTED_PROXIES: IP addresses and CIDR ranges, comma-separated; anything else stops start-up. */
+function trustedProxies(raw: string | undefined): string[] {
+  const entries = list(raw);
+  for (const entry of entries) {
+    const [address, bits, ...more] = entry.split('/');
+    const family = isIP(address ?? '');
+    const maxBits = family === 6 ? 128 : 32;
+    const bitsOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= maxBits);
+    if (family === 0 || !bitsOk || more.length > 0)
+      throw new ConfigError(`TRUSTED_PROXIES: '${entry}' is not an IP address or CIDR range`);
+  }
+  return entries;
 }
 
 function issuerFromEnv(
@@ -417,6 +456,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ),
     ] as [string, string | undefined][])
       checkJwksTransport(where, uri);
+  if (e.HTTP_HEADERS_TIMEOUT_MS > e.HTTP_REQUEST_TIMEOUT_MS)
+    throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS: must not be longer than HTTP_REQUEST_TIMEOUT_MS');
   const envIds = list(e.PINGONE_ENVIRONMENT_IDS);
   const queueCluster =
     e.QUEUE_REDIS_CLUSTER === undefined
@@ -461,6 +502,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       mapping: file.pingone.mapping ?? DEFAULT_PINGONE_MAPPING,
     },
     webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,
+    http: {
+      jwtBodyLimit: e.JWT_WEBHOOK_BODY_LIMIT,
+      adminBodyLimit: e.ADMIN_BODY_LIMIT,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      trustedProxies: trustedProxies(e.TRUSTED_PROXIES),
+    },
     dedupWindowMs: e.DEDUP_WINDOW_SECONDS * 1000,
     jwtClockToleranceSec: e.JWT_CLOCK_TOLERANCE_SECONDS,
     oidcIssuers,
@@ -494,6 +542,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       apiKeys: parseAdminKeys(e.ADMIN_API_KEYS, e.ADMIN_API_KEY),
       ...(adminJwt ? { jwtIssuer: adminJwt } : {}),
       rateLimitPerMinute: e.ADMIN_RATE_LIMIT_PER_MINUTE,
+      authFailuresPerMinute: e.ADMIN_AUTH_FAILURES_PER_MINUTE,
       waitTimeoutMs: e.ADMIN_WAIT_TIMEOUT_MS,
     },
   };

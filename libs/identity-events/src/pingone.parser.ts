@@ -10,10 +10,15 @@ export interface PingOneParseOptions {
 }
 
 export interface Quarantined {
-  /** The bytes (as text) we could not understand: the whole body, or one event re-serialised. */
+  /**
+   * The bytes (as text) we could not understand: the whole body, one event re-serialised, or the
+   * delivery's undecodable events re-serialised as one JSON array (which a replay parses again).
+   */
   raw: string;
   reason: string;
   eventId?: string;
+  /** How many events it holds. */
+  events: number;
 }
 
 export interface Ignored {
@@ -27,42 +32,45 @@ export interface PingOneParseResult {
   received: number;
   commands: RevocationCommand[];
   ignored: Ignored[];
+  /** At most one entry per delivery, whatever its shape: the work and storage it costs stay bounded. */
   quarantined: Quarantined[];
+  /** The events those entries hold. */
+  quarantinedEvents: number;
 }
 
 /**
  * Turns one PingOne webhook body (ACTIVITY format) into revocation commands. Pure: no I/O.
  * The body may be a top-level array of events, a single event, or an object wrapping an array.
  * What cannot be understood is returned for quarantine rather than thrown, so one bad event never
- * blocks PingOne's delivery stream.
+ * blocks PingOne's delivery stream: one entry for the delivery, however many of its events are bad
+ * (a body of millions of junk items costs one entry, not millions).
  */
 export function parsePingOneBody(
   body: Buffer | string | undefined,
   options: PingOneParseOptions,
 ): PingOneParseResult {
-  const result: PingOneParseResult = { received: 0, commands: [], ignored: [], quarantined: [] };
+  const result: PingOneParseResult = {
+    received: 0,
+    commands: [],
+    ignored: [],
+    quarantined: [],
+    quarantinedEvents: 0,
+  };
   const parsed = parseJsonBytes(body);
   if (!parsed.ok) {
-    result.received = 1;
-    result.quarantined.push(
+    return wholeBody(
       parsed.text === undefined
         ? // Bytes that are not text: kept exactly, and the reason says how to read them back.
           { raw: bodyAsText(body), reason: `${parsed.reason} (raw bytes kept as base64)` }
         : { raw: parsed.text, reason: parsed.reason },
     );
-    return result;
   }
   try {
     return parseEvents(parsed.value, parsed.text, options, result);
   } catch (err) {
     // JSON.parse copes with any depth, but walking or re-serialising 100,000 levels overflows the stack.
     if (!(err instanceof RangeError)) throw err;
-    return {
-      received: 1,
-      commands: [],
-      ignored: [],
-      quarantined: [{ raw: parsed.text, reason: 'body is nested too deeply' }],
-    };
+    return wholeBody({ raw: parsed.text, reason: 'body is nested too deeply' });
   }
 }
 
@@ -73,19 +81,58 @@ function parseEvents(
   result: PingOneParseResult,
 ): PingOneParseResult {
   const events = findEvents(value);
-  if (!events) {
-    result.received = 1;
-    result.quarantined.push({ raw: text, reason: 'no PingOne events found in the body' });
-    return result;
-  }
+  if (!events) return wholeBody({ raw: text, reason: 'no PingOne events found in the body' });
   result.received = events.length;
+  const bad: { event: unknown; reason: string; eventId?: string }[] = [];
   for (const event of events) {
     const outcome = parseEvent(event, options);
     if ('command' in outcome) result.commands.push(outcome.command);
     else if ('ignored' in outcome) result.ignored.push(outcome.ignored);
-    else result.quarantined.push(outcome.quarantined);
+    else bad.push({ event, ...outcome.quarantined });
   }
+  if (bad.length > 0) result.quarantined.push(oneEntry(bad));
+  result.quarantinedEvents = bad.length;
   return result;
+}
+
+/** A delivery we could not read as events at all: one entry, the whole body. */
+const wholeBody = (entry: { raw: string; reason: string }): PingOneParseResult => ({
+  received: 1,
+  commands: [],
+  ignored: [],
+  quarantined: [{ ...entry, events: 1 }],
+  quarantinedEvents: 1,
+});
+
+/** Reasons named in a combined entry, most frequent first; the rest are counted. */
+const REASONS_NAMED = 5;
+
+/**
+ * The delivery's undecodable events as one entry: a lone event as itself (with its id), several as
+ * one JSON array, whose reason counts them by reason.
+ */
+function oneEntry(bad: { event: unknown; reason: string; eventId?: string }[]): Quarantined {
+  if (bad.length === 1) {
+    const [only] = bad as [(typeof bad)[0]];
+    return {
+      raw: JSON.stringify(only.event) ?? 'null',
+      reason: only.reason,
+      events: 1,
+      ...(only.eventId ? { eventId: only.eventId } : {}),
+    };
+  }
+  const byReason = new Map<string, number>();
+  for (const b of bad) byReason.set(b.reason, (byReason.get(b.reason) ?? 0) + 1);
+  const named = [...byReason].sort((a, b) => b[1] - a[1]).slice(0, REASONS_NAMED);
+  const others = byReason.size - named.length;
+  return {
+    raw: JSON.stringify(bad.map((b) => b.event)),
+    reason:
+      `${bad.length} events not understood: ` +
+      named.map(([reason, n]) => `${reason} (${n})`).join('; ') +
+      (others > 0 ? `; ${others} other reasons` : ''),
+    events: bad.length,
+  };
 }
 
 const bodyAsText = (body: Buffer | string | undefined) =>
@@ -104,11 +151,15 @@ function findEvents(value: unknown): unknown[] | null {
   return null;
 }
 
-type EventOutcome = { command: RevocationCommand } | { ignored: Ignored } | { quarantined: Quarantined };
+type EventOutcome =
+  | { command: RevocationCommand }
+  | { ignored: Ignored }
+  | { quarantined: { reason: string; eventId?: string } };
 
 function parseEvent(event: unknown, options: PingOneParseOptions): EventOutcome {
+  // The event itself is re-serialised later, once for the whole delivery.
   const quarantine = (reason: string, eventId?: string): EventOutcome => ({
-    quarantined: { raw: JSON.stringify(event) ?? 'null', reason, ...(eventId ? { eventId } : {}) },
+    quarantined: { reason, ...(eventId ? { eventId } : {}) },
   });
   if (!isPlainObject(event)) return quarantine('event is not an object');
   const id = str(event['id']);

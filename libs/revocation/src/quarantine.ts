@@ -7,6 +7,8 @@ export interface QuarantineEntry {
   reason: string;
   raw: string;
   eventId?: string;
+  /** How many events it holds (one unless a delivery's undecodable events were kept together). */
+  events?: number;
 }
 
 /** A stored entry: its stream id and when its delivery arrived. */
@@ -70,6 +72,7 @@ export class Quarantine {
           String(receivedAt),
           e.eventId ?? '',
           e.raw,
+          String(e.events ?? 1),
         ),
       ),
     );
@@ -90,6 +93,7 @@ function toEntry(id: string, fields: string[]): StoredQuarantineEntry {
     reason: f['reason'] ?? '',
     raw: f['raw'] ?? '',
     receivedAt: Number(f['receivedAt'] ?? 0),
+    events: Number(f['events'] ?? 1) || 1,
     ...(f['eventId'] ? { eventId: f['eventId'] } : {}),
   };
 }

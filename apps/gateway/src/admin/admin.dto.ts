@@ -81,6 +81,8 @@ export const QuarantineEntry = z.object({
   raw: z.string(),
   receivedAt: z.number().int(),
   eventId: z.string().optional(),
+  /** How many events the entry holds: a delivery's undecodable events are kept as one entry. */
+  events: z.number().int(),
 });
 
 export const ReplayResult = z.object({

@@ -138,7 +138,7 @@ export class AdminService {
     return {
       enqueued: enqueued.length,
       ignored: parsed.ignored.length,
-      quarantined: parsed.quarantined.length,
+      quarantined: parsed.quarantinedEvents,
     };
   }
 

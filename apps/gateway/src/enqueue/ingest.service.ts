@@ -86,11 +86,11 @@ export class IngestService {
       ]);
       for (const c of result.enqueued) this.count(c.source, c.eventType, 'enqueued');
       for (const c of result.duplicates) this.count(c.source, c.eventType, 'duplicate');
-      for (const q of quarantined) this.count(q.source, 'unknown', 'quarantined');
+      for (const q of quarantined) this.count(q.source, 'unknown', 'quarantined', q.events ?? 1);
       return result;
     } catch {
       for (const c of commands) this.count(c.source, c.eventType, 'unavailable');
-      for (const q of quarantined) this.count(q.source, 'unknown', 'unavailable');
+      for (const q of quarantined) this.count(q.source, 'unknown', 'unavailable', q.events ?? 1);
       throw new RedisUnavailableException();
     } finally {
       clearTimeout(timer);

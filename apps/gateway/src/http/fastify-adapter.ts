@@ -30,13 +30,22 @@ export function gatewayLogger(config: AppConfig, stream?: DestinationStream): Lo
   return createLogger(config.logLevel, stream, [`req.headers["${config.pingone.authHeader}"]`]);
 }
 
+/** How often Node looks for requests past their timeouts (its default, 30 s, lets them run that long). */
+const TIMEOUT_CHECK_MS = 1000;
+
 /**
- * The Fastify adapter: the body limit from config (bodies over it get 413 before any route runs) and
- * JSON request logs carrying a request id (the caller's x-request-id, else a new one).
+ * The Fastify adapter: the body limit from config (bodies over it get 413 before any route runs),
+ * request and header timeouts (a slow or unfinished request gets 408 and its connection is closed,
+ * so it cannot hold a connection and its buffered bytes), the trusted proxies, and JSON request logs
+ * carrying a request id (the caller's x-request-id, else a new one).
  */
 export function gatewayAdapter(config: AppConfig, logger: Logger = gatewayLogger(config)): FastifyAdapter {
   return new FastifyAdapter({
     bodyLimit: config.webhookBodyLimit,
+    requestTimeout: config.http.requestTimeoutMs,
+    http: { headersTimeout: config.http.headersTimeoutMs, connectionsCheckingInterval: TIMEOUT_CHECK_MS },
+    // Only a configured proxy's X-Forwarded-For names the client (request.ip, the rate limits' key).
+    ...(config.http.trustedProxies.length ? { trustProxy: config.http.trustedProxies } : {}),
     // Ids in paths may be 256 characters (the session store's limit), more once percent-encoded.
     routerOptions: { maxParamLength: 2048 },
     loggerInstance: logger,

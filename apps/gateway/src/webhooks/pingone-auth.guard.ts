@@ -5,6 +5,7 @@ import {
   Injectable,
   UnauthorizedException,
 } from '@nestjs/common';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '#config';
 import { matchSecret, presentedCredential, secretDigest } from '../auth/authorization-header.js';
@@ -13,8 +14,13 @@ import { matchSecret, presentedCredential, secretDigest } from '../auth/authoriz
  * PingOne signs nothing: it authenticates with the headers its subscription is given. We accept a
  * configured secret (several at once, for rotation) as `Authorization: Bearer <secret>`,
  * `Authorization: Basic <base64(user:secret)>` (the user name is ignored), or as the whole value of
- * a named header (PINGONE_WEBHOOK_AUTH_HEADER). Anything else is 401, before the body is looked at.
+ * a named header (PINGONE_WEBHOOK_AUTH_HEADER). Anything else is 401, before the body is read: the
+ * gateway's onRequest hook (http/webhook-auth.ts) asks `accepts` as the request arrives, and the guard
+ * checks again on the route.
  */
+/** What a refused PingOne delivery is told. */
+export const PINGONE_UNAUTHORIZED = 'missing or wrong webhook credentials';
+
 @Injectable()
 export class PingOneAuthGuard implements CanActivate {
   private readonly secrets: Buffer[];
@@ -25,16 +31,21 @@ export class PingOneAuthGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
-    const raw = request.headers[this.config.pingone.authHeader];
-    const value = typeof raw === 'string' ? raw : undefined;
-    if (matchSecret(this.presentedSecret(value), this.secrets) >= 0) return true;
-    // A 401 names the schemes it takes (RFC 9110); a named header has no scheme to name.
+    if (this.accepts(request.headers)) return true;
+    this.challenge(context.switchToHttp().getResponse<FastifyReply>());
+    throw new UnauthorizedException(PINGONE_UNAUTHORIZED);
+  }
+
+  /** Whether the headers carry one of the configured secrets. */
+  accepts(headers: IncomingHttpHeaders): boolean {
+    const raw = headers[this.config.pingone.authHeader];
+    return matchSecret(this.presentedSecret(typeof raw === 'string' ? raw : undefined), this.secrets) >= 0;
+  }
+
+  /** A 401 names the schemes it takes (RFC 9110); a named header has no scheme to name. */
+  challenge(reply: FastifyReply): void {
     if (this.config.pingone.authHeader === 'authorization')
-      void context
-        .switchToHttp()
-        .getResponse<FastifyReply>()
-        .header('WWW-Authenticate', 'Bearer realm="pingone-webhook", Basic realm="pingone-webhook"');
-    throw new UnauthorizedException('missing or wrong webhook credentials');
+      void reply.header('WWW-Authenticate', 'Bearer realm="pingone-webhook", Basic realm="pingone-webhook"');
   }
 
   /** The whole value of a named header, or the credential of `Authorization`. */

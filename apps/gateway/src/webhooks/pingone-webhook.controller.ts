@@ -43,7 +43,7 @@ export class PingOneWebhookController {
       enqueued: enqueued.length,
       duplicates: duplicates.length,
       ignored: parsed.ignored.length,
-      quarantined: quarantined.length,
+      quarantined: parsed.quarantinedEvents,
     };
   }
 }

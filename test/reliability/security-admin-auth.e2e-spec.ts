@@ -69,6 +69,7 @@ describe('admin authentication and scopes', () => {
       ].join(','),
       ...issuerEnv('ADMIN_JWT', signer, ISSUER, AUDIENCE),
       ADMIN_RATE_LIMIT_PER_MINUTE: '100000',
+      ADMIN_AUTH_FAILURES_PER_MINUTE: '100000',
       ENQUEUE_TIMEOUT_MS: '15000',
     };
     gw = await startGateway(env);
@@ -435,6 +436,7 @@ describe('admin rate limit and encoded paths', () => {
       QUEUE_PREFIX: `{${uniquePrefix('sec-adm-rl')}}`,
       ADMIN_API_KEY: KEY,
       ADMIN_RATE_LIMIT_PER_MINUTE: '3',
+      ADMIN_AUTH_FAILURES_PER_MINUTE: '3',
     });
   });
   afterAll(() => gw?.close());
@@ -443,8 +445,11 @@ describe('admin rate limit and encoded paths', () => {
     const server = gw.app.getHttpServer();
     for (let i = 0; i < 3; i++)
       await request(server).get('/admin/audit').set('Authorization', `Bearer ${KEY}`).expect(200);
-    // The budget is spent: /admin is refused ...
-    expect((await request(server).get('/admin/audit').set('Authorization', 'Bearer guess-0')).status).toBe(
+    for (let i = 0; i < 3; i++)
+      await request(server).get('/admin/audit').set('Authorization', `Bearer guess-${i}`).expect(401);
+    // Both budgets are spent: /admin is refused ...
+    expect((await request(server).get('/admin/audit').set('Authorization', `Bearer ${KEY}`)).status).toBe(429);
+    expect((await request(server).get('/admin/audit').set('Authorization', 'Bearer guess-3')).status).toBe(
       429,
     );
     // ... and so must be the same routes under an encoded path, which Fastify routes to them.

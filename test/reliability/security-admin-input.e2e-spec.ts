@@ -43,6 +43,7 @@ describe('admin API input', () => {
       ADMIN_JWT_AUDIENCE: AUDIENCE,
       ADMIN_JWT_JWKS: JSON.stringify(signer.jwks),
       ADMIN_RATE_LIMIT_PER_MINUTE: '100000',
+      ADMIN_AUTH_FAILURES_PER_MINUTE: '100000',
       WEBHOOK_BODY_LIMIT: String(BODY_LIMIT),
       ENQUEUE_TIMEOUT_MS: '15000',
     });

@@ -1,6 +1,7 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { AppConfig } from '#config';
 import { RevokerMetrics } from '#metrics';
+import { AdminAuthService } from './admin/admin-auth.service.js';
 import { limitAdminCalls } from './http/admin-rate-limit.js';
 import { keepBodiesAsBytes } from './http/body-parsing.js';
 import { mountDashboard } from './http/dashboard.js';
@@ -24,7 +25,7 @@ export async function configureGateway(
   keepBodiesAsBytes(fastify, config);
   echoRequestId(fastify);
   authenticateWebhooksEarly(fastify, app.get(PingOneAuthGuard));
-  await limitAdminCalls(fastify, config);
+  await limitAdminCalls(fastify, config, app.get(AdminAuthService));
   measureRequests(fastify, app.get(RevokerMetrics));
   await mountDashboard(app, config);
   serveOpenApi(app);

@@ -4,6 +4,7 @@ export { isRedisUnavailable, logRedisErrors, REPEAT_ERROR_AFTER_MS } from './red
 export { assertQueueRedisPolicy, masterNodes, parseInfo, readRedisMemory } from './redis-info.js';
 export { LuaFolder, luaErrorCode } from './lua-scripts.js';
 export type { ScriptCall } from './lua-scripts.js';
+export { isStreamId } from './stream-id.js';
 export { waitForReplicas, waitForReplicasEverywhere } from './replica-wait.js';
 export { RedisModule, QUEUE_REDIS, SESSION_REDIS } from './redis.module.js';
 export type { RedisConnectionOptions } from './redis.module.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { CommandSource } from './revocation-command.js';
+import { COMMAND_SOURCES, type CommandSource } from './revocation-command.js';
 
 /**
  * The command (and job) id for the n-th command of a source event: deterministic, so a redelivered
@@ -9,3 +9,15 @@ export function commandId(source: CommandSource, eventId: string, n = 0): string
   const hash = createHash('sha256').update(`${source}\n${eventId}`).digest('base64url').slice(0, 27);
   return n === 0 ? `${source}-${hash}` : `${source}-${hash}-${n}`;
 }
+
+/**
+ * A command id as this service issues them: `commandId`'s, optionally followed by a replay's `-r<time>`
+ * (RevocationProducer) and a group member's `-u<hash>` (the worker's fan-out). Anything else, such as
+ * the names of BullMQ's own keys in the queue (`meta`, `events`, `id`, ...), is no command of ours.
+ */
+const ISSUED = new RegExp(
+  `^(?:${COMMAND_SOURCES.join('|')})-[A-Za-z0-9_-]{27}(?:-(?:\\d{1,6}|r[0-9a-z]{1,12}|u[A-Za-z0-9_-]{22}))*$`,
+);
+
+/** Whether `id` has the shape of a command id this service issued (it may still not exist). */
+export const isIssuedCommandId = (id: string): boolean => id.length <= 200 && ISSUED.test(id);

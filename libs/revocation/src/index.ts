@@ -1,4 +1,4 @@
-export { commandId } from './command-id.js';
+export { commandId, isIssuedCommandId } from './command-id.js';
 export {
   ALL_QUEUES,
   MAINTENANCE_QUEUE,

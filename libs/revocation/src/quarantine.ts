@@ -1,4 +1,4 @@
-import { LuaFolder, type RedisClient, type ScriptCall } from '#redis/lua';
+import { isStreamId, LuaFolder, type RedisClient, type ScriptCall } from '#redis/core';
 import type { QueueKeys } from './queue-keys.js';
 
 /** One quarantined delivery or event: where it came from, why it was kept, and its raw text. */
@@ -49,12 +49,15 @@ export class Quarantine {
     return entries.map(([id, fields]) => toEntry(id, fields));
   }
 
+  /** The entry, or null when there is none (an id no stream entry can have included). */
   async get(id: string): Promise<StoredQuarantineEntry | null> {
+    if (!isStreamId(id)) return null;
     const [entry] = await this.redis.xrange(this.key, id, id);
     return entry ? toEntry(entry[0], entry[1]) : null;
   }
 
   async remove(id: string): Promise<void> {
+    if (!isStreamId(id)) return;
     await this.scripts.quarantineRemove(this.key, this.bytesKey, id);
   }
 

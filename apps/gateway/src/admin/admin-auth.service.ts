@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
 import { ADMIN_SCOPES, APP_CONFIG, type AdminScope, type AppConfig } from '#config';
 import { JwtVerifier } from '#identity-events';
 import { matchSecret, presentedCredential } from '../auth/authorization-header.js';
@@ -28,6 +29,19 @@ export class AdminAuthService {
     this.keys = config.admin.apiKeys;
     this.digests = config.admin.apiKeys.map((k) => Buffer.from(k.sha256, 'hex'));
     if (config.admin.jwtIssuer) this.jwt = new JwtVerifier([config.admin.jwtIssuer]);
+  }
+
+  /** Each request's principal, found once: by the rate limit's hook, then read by the guard. */
+  private readonly byRequest = new WeakMap<FastifyRequest, Promise<AdminPrincipal | null>>();
+
+  /** The principal of a request (see `authenticate`), authenticated at most once per request. */
+  authenticateRequest(request: FastifyRequest, options: { basic: boolean }): Promise<AdminPrincipal | null> {
+    let principal = this.byRequest.get(request);
+    if (!principal) {
+      principal = this.authenticate(request.headers.authorization, options);
+      this.byRequest.set(request, principal);
+    }
+    return principal;
   }
 
   get configured(): boolean {

@@ -7,6 +7,7 @@ import { parsePingOneBody } from '#identity-events';
 import {
   AuditLog,
   commandId,
+  isIssuedCommandId,
   Quarantine,
   REVOCATION_PRIORITY_QUEUE,
   REVOCATION_QUEUE,
@@ -106,7 +107,9 @@ export class AdminService {
     };
   }
 
+  /** Only ids this service issues are looked up: others may name BullMQ's own keys in the queue. */
   private async findJob(id: string): Promise<Job | undefined> {
+    if (!isIssuedCommandId(id)) return undefined;
     for (const queue of this.queues) {
       const job = await queue.getJob(id);
       if (job) return job;

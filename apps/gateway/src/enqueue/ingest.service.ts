@@ -2,6 +2,7 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '#config';
+import { SSF_EVENTS } from '#identity-events';
 import { RevokerMetrics } from '#metrics';
 import { QUEUE_REDIS, type RedisClient, waitForReplicas } from '#redis';
 import {
@@ -25,6 +26,8 @@ import { RedisUnavailableException } from '../http/redis-unavailable.js';
 export class IngestService {
   private readonly producer: RevocationProducer;
   private readonly urgentProducer: RevocationProducer;
+  /** The event types that are label values in the metrics. */
+  private readonly knownTypes: ReadonlySet<string>;
 
   constructor(
     @InjectQueue(REVOCATION_QUEUE) queue: Queue,
@@ -37,6 +40,14 @@ export class IngestService {
   ) {
     this.producer = new RevocationProducer(queue, redis, producerOptions(config));
     this.urgentProducer = new RevocationProducer(urgentQueue, redis, producerOptions(config));
+    this.knownTypes = new Set([
+      ...Object.keys(config.pingone.mapping),
+      ...SSF_EVENTS,
+      'backchannel-logout',
+      'admin.revoke_user',
+      'admin.revoke_group',
+      'unknown',
+    ]);
   }
 
   /**
@@ -59,9 +70,14 @@ export class IngestService {
       throw new Error(`only ${acknowledged} of ${present} replicas acknowledged the delivery`);
   }
 
-  /** Counts an event by source, type and outcome (enqueued, duplicate, ignored, quarantined, rejected, unavailable). */
+  /**
+   * Counts an event by source, type and outcome (enqueued, duplicate, ignored, quarantined, rejected,
+   * unavailable). Only types we know are label values: a sender's made-up types are counted as
+   * `other`, so they cannot grow /metrics without bound.
+   */
   count(source: string, type: string, outcome: string, n = 1): void {
-    this.metrics.eventsReceived.inc({ source, type, outcome }, n);
+    const known = this.knownTypes.has(type) ? type : 'other';
+    this.metrics.eventsReceived.inc({ source, type: known, outcome }, n);
   }
 
   async accept(

@@ -1,26 +1,44 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppConfig } from '#config';
+import type { AdminAuthService, AdminPrincipal } from '../admin/admin-auth.service.js';
+import { DASHBOARD_PATH } from './dashboard.js';
 import { isAdminPath, routedPath } from './route-path.js';
 
+type Limit = ReturnType<FastifyInstance['rateLimit']>;
+
 /**
- * A rate limit on /admin (API and dashboard): 429 with Retry-After. @fastify/rate-limit rather than
- * @nestjs/throttler, which is CommonJS requiring NestJS 12's ESM-only packages: Node 20 runs it, but
- * jest cannot load it, so it could not be tested. A root-level hook, so it runs before the
- * dashboard's own login hook: failed logins count too.
+ * Rate limits on /admin (API and dashboard), as the request arrives, before its body is read: 429
+ * with Retry-After. Two budgets, so that nobody can spend another's: an authenticated caller's calls
+ * count against its key (ADMIN_RATE_LIMIT_PER_MINUTE per key), and failed authentications against
+ * the client's address (ADMIN_AUTH_FAILURES_PER_MINUTE), which is the forwarded one only from a
+ * TRUSTED_PROXIES address. An anonymous client can then lock out only itself, and cannot guess keys
+ * faster than its failure budget. A root-level hook, so it runs before the dashboard's login hook.
+ *
+ * @fastify/rate-limit rather than @nestjs/throttler, which is CommonJS requiring NestJS 12's ESM-only
+ * packages: Node 20 runs it, but jest cannot load it, so it could not be tested.
  */
-export async function limitAdminCalls(fastify: FastifyInstance, config: AppConfig): Promise<void> {
+export async function limitAdminCalls(
+  fastify: FastifyInstance,
+  config: AppConfig,
+  auth: AdminAuthService,
+): Promise<void> {
   await fastify.register(rateLimit, { global: false });
-  const limit = fastify.rateLimit({
-    max: config.admin.rateLimitPerMinute,
-    timeWindow: 60_000,
-    errorResponseBuilder: (_request, context) => ({
-      statusCode: 429,
-      error: 'Too Many Requests',
-      message: `rate limit exceeded; retry in ${context.after}`,
-    }),
-  });
-  const limitAdmin = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  const limiter = (max: number, keyGenerator: (request: FastifyRequest) => string) =>
+    fastify.rateLimit({
+      max,
+      timeWindow: 60_000,
+      keyGenerator,
+      errorResponseBuilder: (_request, context) => ({
+        statusCode: 429,
+        error: 'Too Many Requests',
+        message: `rate limit exceeded; retry in ${context.after}`,
+      }),
+    });
+  const principals = new WeakMap<FastifyRequest, AdminPrincipal>();
+  const perKey = limiter(config.admin.rateLimitPerMinute, (r) => `key:${principals.get(r)?.name}`);
+  const perClientFailures = limiter(config.admin.authFailuresPerMinute, (r) => `failed:${r.ip}`);
+  const apply = async (limit: Limit, request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     try {
       await limit.call(fastify, request, reply);
     } catch (err) {
@@ -29,9 +47,17 @@ export async function limitAdminCalls(fastify: FastifyInstance, config: AppConfi
       await reply.status(429).send(err);
     }
   };
+  const limitAdmin = async (request: FastifyRequest, reply: FastifyReply, path: string): Promise<void> => {
+    // The dashboard takes a browser's Basic login; the API, Bearer only (see AdminAuthService).
+    const principal = await auth.authenticateRequest(request, { basic: path.startsWith(DASHBOARD_PATH) });
+    if (!principal) return apply(perClientFailures, request, reply);
+    principals.set(request, principal);
+    return apply(perKey, request, reply);
+  };
   // Callback-style: it runs on every webhook delivery, and an async hook costs a promise each.
   fastify.addHook('onRequest', (request, reply, done) => {
-    if (!isAdminPath(routedPath(request))) return done();
-    limitAdmin(request, reply).then(() => done(), done);
+    const path = routedPath(request);
+    if (!isAdminPath(path)) return done();
+    limitAdmin(request, reply, path).then(() => done(), done);
   });
 }

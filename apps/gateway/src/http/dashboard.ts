@@ -99,7 +99,7 @@ export async function mountDashboard(app: NestFastifyApplication, config: AppCon
           .send({ statusCode: 403, message: 'cross-site requests to the dashboard are refused' });
         return;
       }
-      const principal = await auth.authenticate(request.headers.authorization, { basic: true });
+      const principal = await auth.authenticateRequest(request, { basic: true });
       if (principal?.scopes.includes('queues:admin')) {
         if (routedPath(request).startsWith(DASHBOARD_API)) await withinDeadline(reply);
         return;

@@ -35,7 +35,11 @@ export class PingOneWebhookController {
       ...(this.config.pingone.environmentIds ? { environmentIds: this.config.pingone.environmentIds } : {}),
       receivedAt,
     });
-    for (const i of parsed.ignored) this.ingest.count('pingone', i.eventType ?? 'unknown', 'ignored');
+    // One count per type, however many events a delivery ignores.
+    const ignored = new Map<string, number>();
+    for (const i of parsed.ignored)
+      ignored.set(i.eventType ?? 'unknown', (ignored.get(i.eventType ?? 'unknown') ?? 0) + 1);
+    for (const [type, n] of ignored) this.ingest.count('pingone', type, 'ignored', n);
     const quarantined = parsed.quarantined.map((q) => ({ ...q, source: 'pingone' }));
     const { enqueued, duplicates } = await this.ingest.accept(parsed.commands, quarantined, { receivedAt });
     return {

@@ -9,6 +9,7 @@ export default {
     '^#(session-store|revocation|identity-events|config|redis|metrics|health|logging)$':
       '<rootDir>/libs/$1/src/index.ts',
     '^#redis/core$': '<rootDir>/libs/redis/src/core.ts',
+    '^#session-store/lua$': '<rootDir>/libs/session-store/src/lua.ts',
     '^#session-store/express$': '<rootDir>/libs/session-store/src/express-session-store.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
     // @fastify/static (CommonJS) requires the ESM-only content-disposition 3. Node 20 runs that

@@ -37,6 +37,7 @@ function stores(prefix: string, count: number, clockSkewMs?: number) {
   );
   return {
     keys,
+    clients,
     pick: (i: number) => keys[i % keys.length]!,
     async close() {
       for (let i = 0; i < keys.length; i++) await keys[i]!.delete(clients[i]!);
@@ -125,7 +126,7 @@ describe('logins racing revokeUser (several connections, no worker)', () => {
       expect(r.revoked.revoked).toBe(doomed.length);
       const tag = store.keys.userTag(r.userId);
       const present = await Promise.all(
-        doomed.map((x) => store.internals.redis.exists(store.keys.session(tag, x.login.session.handle))),
+        doomed.map((x) => s.clients[0]!.exists(store.keys.session(tag, x.login.session.handle))),
       );
       leftover += present.reduce((a, b) => a + b, 0);
       refusedAtLogin += r.raced.filter((l) => l.kind === 'refused').length;

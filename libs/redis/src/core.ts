@@ -1,7 +1,6 @@
 /**
  * The framework-free part of libs/redis (`#redis/core`), for libraries that must not load NestJS or
- * the configuration: the session store, the quarantine.
+ * the configuration (the quarantine).
  */
-export { LuaFolder, luaErrorCode } from './lua-scripts.js';
-export type { RedisClient, ScriptCall } from './lua-scripts.js';
+export type { RedisClient } from './redis-client.js';
 export { isStreamId } from './stream-id.js';

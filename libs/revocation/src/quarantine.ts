@@ -1,4 +1,5 @@
-import { isStreamId, LuaFolder, type RedisClient, type ScriptCall } from '#redis/core';
+import { isStreamId, type RedisClient } from '#redis/core';
+import { LuaFolder, type ScriptCall } from '#session-store/lua';
 import type { QueueKeys } from './queue-keys.js';
 
 /** One quarantined delivery or event: where it came from, why it was kept, and its raw text. */

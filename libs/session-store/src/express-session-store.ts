@@ -3,7 +3,8 @@ import type { SessionData } from 'express-session';
 import { SessionRevokedError } from './errors.js';
 import { secretHash } from './keys.js';
 import { scanKeys } from './scan.js';
-import type { SessionStore } from './session-store.js';
+import { coreOf, type SessionStore } from './session-store.js';
+import type { StoreCore } from './store-core.js';
 
 type Callback<T = void> = (err?: unknown, result?: T) => void;
 /** The record a session was read from: its user tag ('' when anonymous) and issued-at. */
@@ -27,7 +28,7 @@ export interface ExpressSessionStoreOptions {
  * session issued before the user's not-before, so `SessionStore.revokeUser` logs these users out too.
  */
 export class ExpressSessionStore extends session.Store {
-  private readonly core: SessionStore['internals'];
+  private readonly core: StoreCore;
   private readonly userOf: (s: SessionData) => unknown;
   private readonly ttlMs: number;
   /** The record each loaded session (data, then the Session built from it) came from. */
@@ -35,7 +36,7 @@ export class ExpressSessionStore extends session.Store {
 
   constructor(options: ExpressSessionStoreOptions) {
     super();
-    this.core = options.store.internals;
+    this.core = coreOf(options.store);
     const field = options.userField ?? 'userId';
     this.userOf =
       typeof field === 'function'
@@ -126,7 +127,7 @@ export class ExpressSessionStore extends session.Store {
   }
 
   private async write(sid: string, sess: SessionData, touching = false): Promise<void> {
-    const { redis, keys, scripts, mapErrors } = this.core;
+    const { redis, keys, scripts } = this.core;
     const user = this.userOf(sess);
     const userId = user === undefined || user === null || user === '' ? '' : String(user);
     const tag = userId ? keys.userTag(userId) : '';
@@ -152,7 +153,7 @@ export class ExpressSessionStore extends session.Store {
     if (curTag && curIat && curTag !== tag) await redis.zrem(keys.userIndex(curTag), `e:${curIat}:${hash}`);
     if (reindex !== 1) return;
     try {
-      await mapErrors(
+      await this.core.mapErrors(
         scripts.indexForeign(keys.notBefore(tag), keys.userIndex(tag), 'e', hash, iat, expires),
       );
     } catch (err) {
@@ -174,7 +175,7 @@ export class ExpressSessionStore extends session.Store {
     const { redis, keys } = this.core;
     const prefix = keys.expressSession('');
     const out: { id: string; session: SessionData }[] = [];
-    for await (const { keys: found } of scanKeys(redis, `${prefix}*`)) {
+    for await (const { keys: found } of scanKeys(redis, keys.expressSessionPattern())) {
       for (const key of found) {
         const id = key.slice(prefix.length);
         const [tag, iat, data] = await redis.hmget(key, 'tag', 'iat', 'data');
@@ -188,7 +189,7 @@ export class ExpressSessionStore extends session.Store {
 
   private async clearAll(): Promise<void> {
     const { redis, keys } = this.core;
-    for await (const { keys: found } of scanKeys(redis, `${keys.expressSession('')}*`)) {
+    for await (const { keys: found } of scanKeys(redis, keys.expressSessionPattern())) {
       await Promise.all(found.map((k) => this.remove(k.slice(keys.expressSession('').length))));
     }
   }

@@ -50,6 +50,14 @@ export class KeySpace {
   idpNotBeforeGlobal(idpHash: string): string {
     return `${this.prefix}:idp:{${idpHash}}:nb`;
   }
+  /** SCAN pattern of every key the store writes. */
+  everyKeyPattern(): string {
+    return `${this.prefix}:*`;
+  }
+  /** SCAN pattern of every express-session record (the hash follows `expressSession('')`). */
+  expressSessionPattern(): string {
+    return `${this.expressSession('')}*`;
+  }
   /** SCAN patterns of every sorted-set index the sweep trims. */
   indexPatterns(): string[] {
     return [`${this.prefix}:{*}:idx`, `${this.prefix}:grp:{*}`, `${this.prefix}:idp:{*}:idx`];

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { InvalidArgumentError, SessionRevokedError } from './errors.js';
-import { KeySpace, parseIndexMember, secretHash, type IndexEntry } from './keys.js';
+import { InvalidArgumentError } from './errors.js';
+import { type KeySpace, parseIndexMember, secretHash, type IndexEntry } from './keys.js';
 import { type ScanPosition, scanPages } from './scan.js';
-import { defineScripts, type RedisClient, type Scripts } from './scripts.js';
+import type { RedisClient } from './scripts.js';
+import { StoreCore } from './store-core.js';
 import {
   checkClaims,
   checkGroups,
@@ -100,6 +101,16 @@ export interface SweepResult {
 
 const DEFAULT_TTL_DAYS_MS = 7 * 24 * 3600 * 1000;
 
+/** Each store's core, for the express-session adapter: module-private, read through `coreOf`. */
+const cores = new WeakMap<SessionStore, StoreCore>();
+
+/** @internal The core a SessionStore was built on (not exported from the package). */
+export function coreOf(store: SessionStore): StoreCore {
+  const core = cores.get(store);
+  if (!core) throw new InvalidArgumentError('store must be a SessionStore');
+  return core;
+}
+
 /**
  * Sessions and cached tokens in Redis, indexed by user, so that revoking a user, an IdP session or a
  * group takes effect at once and costs what that user holds, not what Redis holds.
@@ -107,24 +118,17 @@ const DEFAULT_TTL_DAYS_MS = 7 * 24 * 3600 * 1000;
 export class SessionStore {
   readonly keys: KeySpace;
   readonly clockSkewMs: number;
-  private readonly redis: RedisClient;
-  private readonly scripts: Scripts;
+  readonly #core: StoreCore;
   private readonly retentionMs: number;
   private readonly batchSize: number;
 
   constructor(options: SessionStoreOptions) {
-    if (!options?.redis) throw new InvalidArgumentError('redis client is required');
-    if (typeof options.tagSecret !== 'string' || options.tagSecret.length < 16)
-      throw new InvalidArgumentError('tagSecret must be at least 16 characters');
-    const prefix = options.prefix ?? 'sr';
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(prefix))
-      throw new InvalidArgumentError('prefix must be 1-64 characters [A-Za-z0-9_.-]');
-    this.redis = options.redis;
-    this.keys = new KeySpace(prefix, options.tagSecret);
+    this.#core = new StoreCore(options);
+    this.keys = this.#core.keys;
     this.clockSkewMs = options.clockSkewMs ?? 5000;
     this.retentionMs = (options.stampRetentionSeconds ?? DEFAULT_TTL_DAYS_MS / 1000) * 1000;
     this.batchSize = options.batchSize ?? 500;
-    this.scripts = defineScripts(this.redis);
+    cores.set(this, this.#core);
   }
 
   /** Creates a session for a user and indexes it; returns the secret session id for the cookie. */
@@ -152,7 +156,7 @@ export class SessionStore {
     // or IdP-session revocation could miss.
     const stamps = await Promise.all([
       idpHash
-        ? (this.scripts.indexMember(
+        ? (this.#core.scripts.indexMember(
             this.keys.idpIndex(idpHash),
             this.keys.idpNotBeforeGlobal(idpHash),
             `${tag}:${handle}`,
@@ -161,7 +165,7 @@ export class SessionStore {
         : '',
       ...groups.map(
         (g) =>
-          this.scripts.indexMember(
+          this.#core.scripts.indexMember(
             this.keys.group(g),
             this.keys.groupNotBefore(g),
             userId,
@@ -172,8 +176,8 @@ export class SessionStore {
     // The highest of the stamps kept outside the user's slot (IdP session, groups) that cover this login.
     const outsideNotBefore = Math.max(0, ...stamps.map((nb) => Number(nb || 0)));
 
-    const [iat, exp] = (await this.mapErrors(
-      this.scripts.createSession(
+    const [iat, exp] = (await this.#core.mapErrors(
+      this.#core.scripts.createSession(
         this.keys.session(tag, handle),
         this.keys.notBefore(tag),
         this.keys.userIndex(tag),
@@ -197,7 +201,7 @@ export class SessionStore {
   async getSession(sessionId: string): Promise<Session | null> {
     const { tag } = parseSessionId(sessionId);
     const handle = secretHash(sessionId);
-    const row = (await this.scripts.getSession(
+    const row = (await this.#core.scripts.getSession(
       this.keys.session(tag, handle),
       this.keys.notBefore(tag),
       this.keys.idpNotBefore(tag),
@@ -221,7 +225,7 @@ export class SessionStore {
     const { tag } = parseSessionId(sessionId);
     const ttl = ttlSeconds === undefined ? '' : checkTtlSeconds(ttlSeconds) * 1000;
     const handle = secretHash(sessionId);
-    const row = (await this.scripts.touchSession(
+    const row = (await this.#core.scripts.touchSession(
       this.keys.session(tag, handle),
       this.keys.notBefore(tag),
       this.keys.userIndex(tag),
@@ -237,7 +241,7 @@ export class SessionStore {
     const userId = row[3];
     await Promise.all([
       row[1]
-        ? this.scripts.indexMember(
+        ? this.#core.scripts.indexMember(
             this.keys.idpIndex(row[1]),
             this.keys.idpNotBeforeGlobal(row[1]),
             `${tag}:${handle}`,
@@ -245,7 +249,7 @@ export class SessionStore {
           )
         : undefined,
       ...groups.map((g) =>
-        this.scripts.indexMember(this.keys.group(g), this.keys.groupNotBefore(g), userId, bound),
+        this.#core.scripts.indexMember(this.keys.group(g), this.keys.groupNotBefore(g), userId, bound),
       ),
     ]);
     return { expiresAt };
@@ -256,8 +260,11 @@ export class SessionStore {
     const { tag } = parseSessionId(sessionId);
     const handle = secretHash(sessionId);
     return (
-      (await this.scripts.revokeHandle(this.keys.session(tag, handle), this.keys.userIndex(tag), handle)) ===
-      1
+      (await this.#core.scripts.revokeHandle(
+        this.keys.session(tag, handle),
+        this.keys.userIndex(tag),
+        handle,
+      )) === 1
     );
   }
 
@@ -273,7 +280,7 @@ export class SessionStore {
     const cutoff =
       options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
     const tag = this.keys.userTag(userId);
-    const [nb, redisNow, indexed, deletedHere] = (await this.scripts.revokeUser(
+    const [nb, redisNow, indexed, deletedHere] = (await this.#core.scripts.revokeUser(
       this.keys.notBefore(tag),
       this.keys.userIndex(tag),
       cutoff,
@@ -302,7 +309,7 @@ export class SessionStore {
     const cutoff =
       options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
     const idpHash = secretHash(idpSessionId);
-    const [nb, redisNow, ...members] = (await this.scripts.stampIndex(
+    const [nb, redisNow, ...members] = (await this.#core.scripts.stampIndex(
       this.keys.idpIndex(idpHash),
       this.keys.idpNotBeforeGlobal(idpHash),
       cutoff,
@@ -318,7 +325,7 @@ export class SessionStore {
     const counts = await Promise.all(
       [...byTag].map(
         ([tag, handles]) =>
-          this.scripts.revokeIdpUser(
+          this.#core.scripts.revokeIdpUser(
             2 + handles.length,
             this.keys.idpNotBefore(tag),
             this.keys.userIndex(tag),
@@ -338,7 +345,7 @@ export class SessionStore {
   async listUserSessions(userId: string): Promise<SessionSummary[]> {
     checkId(userId, 'userId');
     const tag = this.keys.userTag(userId);
-    const raw = await this.redis.zrangebyscore(
+    const raw = await this.#core.redis.zrangebyscore(
       this.keys.userIndex(tag),
       `(${Date.now()}`,
       '+inf',
@@ -349,7 +356,7 @@ export class SessionStore {
       const entry = parseIndexMember(raw[i]!);
       if (entry && entry.kind !== 't') entries.push({ entry, expiresAt: Number(raw[i + 1]) });
     }
-    const pipeline = this.redis.pipeline();
+    const pipeline = this.#core.redis.pipeline();
     pipeline.get(this.keys.notBefore(tag));
     pipeline.hgetall(this.keys.idpNotBefore(tag));
     const local = entries.filter((e) => e.entry.kind === 's');
@@ -390,13 +397,14 @@ export class SessionStore {
     checkHandle(handle);
     const tag = this.keys.userTag(userId);
     const index = this.keys.userIndex(tag);
-    if ((await this.scripts.revokeHandle(this.keys.session(tag, handle), index, handle)) === 1) return true;
+    if ((await this.#core.scripts.revokeHandle(this.keys.session(tag, handle), index, handle)) === 1)
+      return true;
     // Not a native session: it may be an express-session record indexed under this user.
     const record = this.keys.expressSession(handle);
-    const [owner, iat] = await this.redis.hmget(record, 'tag', 'iat');
+    const [owner, iat] = await this.#core.redis.hmget(record, 'tag', 'iat');
     if (owner !== tag || !iat) return false;
-    const deleted = (await this.scripts.unlinkOwned(record, tag, iat)) === 1;
-    await this.redis.zrem(index, `e:${iat}:${handle}`);
+    const deleted = (await this.#core.scripts.unlinkOwned(record, tag, iat)) === 1;
+    await this.#core.redis.zrem(index, `e:${iat}:${handle}`);
     return deleted;
   }
 
@@ -412,7 +420,7 @@ export class SessionStore {
     checkId(groupId, 'groupId');
     const cutoff =
       options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
-    const [nb, redisNow, ...users] = (await this.scripts.stampIndex(
+    const [nb, redisNow, ...users] = (await this.#core.scripts.stampIndex(
       this.keys.group(groupId),
       this.keys.groupNotBefore(groupId),
       cutoff,
@@ -425,7 +433,7 @@ export class SessionStore {
   /** Users holding a live session with this group, for group-wide revocation. */
   async usersInGroup(groupId: string): Promise<string[]> {
     checkId(groupId, 'groupId');
-    return this.redis.zrangebyscore(this.keys.group(groupId), `(${Date.now()}`, '+inf');
+    return this.#core.redis.zrangebyscore(this.keys.group(groupId), `(${Date.now()}`, '+inf');
   }
 
   /**
@@ -450,8 +458,8 @@ export class SessionStore {
           : undefined;
     const tag = this.keys.userTag(userId);
     const hash = secretHash(token);
-    const iat = (await this.mapErrors(
-      this.scripts.indexForeign(
+    const iat = (await this.#core.mapErrors(
+      this.#core.scripts.indexForeign(
         this.keys.notBefore(tag),
         this.keys.userIndex(tag),
         't',
@@ -463,14 +471,14 @@ export class SessionStore {
     const key = this.keys.token(hash);
     const fields: Record<string, string> = { uid: userId, tag, iat, exp: String(expiresAt) };
     if (claims) fields['c'] = claims;
-    await this.redis.multi().hset(key, fields).pexpireat(key, expiresAt).exec();
+    await this.#core.redis.multi().hset(key, fields).pexpireat(key, expiresAt).exec();
     return { expiresAt };
   }
 
   /** The cached token's user and claims, or null when unknown, expired or revoked with its user. */
   async getCachedToken(token: string): Promise<CachedToken | null> {
     checkToken(token);
-    const [userId, tag, iat, exp, claims] = await this.redis.hmget(
+    const [userId, tag, iat, exp, claims] = await this.#core.redis.hmget(
       this.keys.token(secretHash(token)),
       'uid',
       'tag',
@@ -479,7 +487,7 @@ export class SessionStore {
       'c',
     );
     if (!userId || !tag || !iat || !exp) return null;
-    if (Number(iat) < Number((await this.redis.get(this.keys.notBefore(tag))) ?? 0)) return null;
+    if (Number(iat) < Number((await this.#core.redis.get(this.keys.notBefore(tag))) ?? 0)) return null;
     return {
       userId,
       issuedAt: Number(iat),
@@ -501,7 +509,7 @@ export class SessionStore {
   ): Promise<SweepResult> {
     const result: SweepResult = { indexes: 0, trimmed: 0, scans: 0 };
     const inFlight = Math.max(1, Math.floor(options.inFlight ?? 32) || 1);
-    for await (const { node, keys, next } of scanPages(this.redis, `${this.keys.prefix}:*`, {
+    for await (const { node, keys, next } of scanPages(this.#core.redis, this.keys.everyKeyPattern(), {
       count: options.count ?? 500,
       type: 'zset',
       ...(options.from ? { from: options.from } : {}),
@@ -523,16 +531,6 @@ export class SessionStore {
     return result;
   }
 
-  /** @internal The parts the express-session adapter builds on. */
-  get internals(): {
-    redis: RedisClient;
-    keys: KeySpace;
-    scripts: Scripts;
-    mapErrors: <T>(p: Promise<T>) => Promise<T>;
-  } {
-    return { redis: this.redis, keys: this.keys, scripts: this.scripts, mapErrors: (p) => this.mapErrors(p) };
-  }
-
   /** Deletes, in bounded batches, what a user's not-before now refuses. Returns what it deleted. */
   private async purgeUser(
     tag: string,
@@ -546,7 +544,11 @@ export class SessionStore {
     // Walk at most what the index held when the stamp was written: logins racing the clean-up add
     // entries it must keep, and must not keep it walking forever.
     for (let seen = 0; seen < indexed;) {
-      const members = await this.redis.zrange(index, String(offset), String(offset + this.batchSize - 1));
+      const members = await this.#core.redis.zrange(
+        index,
+        String(offset),
+        String(offset + this.batchSize - 1),
+      );
       seen += members.length;
       const doomed: IndexEntry[] = [];
       for (const member of members) {
@@ -558,7 +560,7 @@ export class SessionStore {
       const foreign = doomed.filter((e) => e.kind !== 's');
       const [deletedLocal, deletedForeign] = await Promise.all([
         local.length
-          ? (this.scripts.deleteEntries(
+          ? (this.#core.scripts.deleteEntries(
               1 + local.length,
               index,
               ...local.map((e) => this.keys.session(tag, e.id)),
@@ -569,7 +571,7 @@ export class SessionStore {
         Promise.all(
           foreign.map(
             (e) =>
-              this.scripts.unlinkOwned(
+              this.#core.scripts.unlinkOwned(
                 e.kind === 't' ? this.keys.token(e.id) : this.keys.expressSession(e.id),
                 tag,
                 String(e.issuedAt),
@@ -577,7 +579,7 @@ export class SessionStore {
           ),
         ),
       ]);
-      if (foreign.length) await this.redis.zrem(index, ...foreign.map((e) => e.member));
+      if (foreign.length) await this.#core.redis.zrem(index, ...foreign.map((e) => e.member));
       sessions += deletedLocal;
       foreign.forEach((e, i) => {
         if (e.kind === 't') tokens += deletedForeign[i]!;
@@ -586,18 +588,6 @@ export class SessionStore {
       if (members.length < this.batchSize) break;
     }
     return { sessions, tokens };
-  }
-
-  private async mapErrors<T>(call: Promise<T>): Promise<T> {
-    try {
-      return await call;
-    } catch (err) {
-      const message = err instanceof Error ? err.message : '';
-      if (/\bREVOKED\b/.test(message)) throw new SessionRevokedError();
-      if (/\bEXPIRED\b/.test(message))
-        throw new InvalidArgumentError('the session would expire before it starts');
-      throw err;
-    }
   }
 }
 

@@ -7,20 +7,27 @@
 -- ARGV[7] the highest not-before of the stamps kept outside this slot that cover the session (its IdP
 --         session's, its groups'), read by the caller just before, or ''
 -- ARGV[8] groups (JSON) or ''   ARGV[9] claims (JSON) or ''   ARGV[10] handle
--- Returns {issuedAt, expiresAt}; error 'EXPIRED' when notAfter leaves no lifetime,
--- error 'REVOKED' when the session would be born before a not-before stamp (a racing login loses).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Returns {issuedAt, expiresAt}; an error with code EXPIRED when notAfter leaves no lifetime, with
+-- code REVOKED when the session would be born before a not-before stamp (a racing login loses).
+--#include redis-now
+--#include index-upkeep
+local now = redisNow()
 local iat = now
 if ARGV[4] ~= '' then iat = tonumber(ARGV[4]) end
 local exp = now + tonumber(ARGV[2])
 if ARGV[3] ~= '' then exp = math.min(exp, tonumber(ARGV[3])) end
-if exp <= now then return redis.error_reply('EXPIRED') end
+if exp <= now then return redis.error_reply('EXPIRED notAfter leaves the session no lifetime') end
 
-if iat < tonumber(redis.call('GET', KEYS[2]) or '0') then return redis.error_reply('REVOKED') end
-if ARGV[7] ~= '' and iat < tonumber(ARGV[7]) then return redis.error_reply('REVOKED') end
+if iat < tonumber(redis.call('GET', KEYS[2]) or '0') then
+  return redis.error_reply("REVOKED issued before the user's not-before")
+end
+if ARGV[7] ~= '' and iat < tonumber(ARGV[7]) then
+  return redis.error_reply("REVOKED issued before a not-before kept outside the user's slot (IdP session, group)")
+end
 local ih = ARGV[6]
-if ih ~= '' and iat < tonumber(redis.call('HGET', KEYS[4], ih) or '0') then return redis.error_reply('REVOKED') end
+if ih ~= '' and iat < tonumber(redis.call('HGET', KEYS[4], ih) or '0') then
+  return redis.error_reply("REVOKED issued before its IdP session's not-before")
+end
 
 local siat = string.format('%.0f', iat)
 local sexp = string.format('%.0f', exp)
@@ -36,8 +43,5 @@ redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('PEXPIREAT', KEYS[1], sexp)
 
 -- Index: add, trim what has expired, and let the key live as long as its latest member (invariant 4).
-redis.call('ZADD', KEYS[3], sexp, 's:' .. siat .. ':' .. ARGV[10])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[3], last[2])
+keepIndex(KEYS[3], sexp, 's:' .. siat .. ':' .. ARGV[10], now)
 return { siat, sexp }

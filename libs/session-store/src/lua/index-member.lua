@@ -7,10 +7,7 @@
 -- ARGV[2] expiresAt upper bound (ms)
 -- Returns the not-before, or '' when there is none. The score only grows (GT), expired members are
 -- trimmed, the key lives as long as its latest member.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], last[2])
+--#include redis-now
+--#include index-upkeep
+keepIndex(KEYS[1], ARGV[2], ARGV[1], redisNow(), 'GT')
 return redis.call('GET', KEYS[2]) or ''

@@ -5,8 +5,8 @@
 -- ARGV[1] IdP-session hash   ARGV[2] not-before ms   ARGV[3] minimum lifetime of the stamp in ms
 -- ARGV[4..] the handles of KEYS[3..]
 -- Returns the number of sessions deleted.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include redis-now
+local now = redisNow()
 local nb = math.max(tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'), tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], ARGV[1], string.format('%.0f', nb))
 local keep = now + tonumber(ARGV[3])

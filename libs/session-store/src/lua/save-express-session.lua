@@ -7,8 +7,8 @@
 -- ARGV[5] expected issuedAt of the record it was read from, or ''   ARGV[6] '1' to only extend an existing record
 -- Returns {issuedAt, 1 when the user index must be (re)written else 0, previous tag, previous issuedAt},
 -- or {'', 0, '', ''} when nothing was written (the record is gone or is no longer the one read).
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--#include redis-now
+local now = redisNow()
 local cur = redis.call('HMGET', KEYS[1], 'tag', 'iat', 'ix')
 local curTag, curIat = cur[1] or '', cur[2] or ''
 if ARGV[6] == '1' and curIat == '' then return { '', 0, '', '' } end

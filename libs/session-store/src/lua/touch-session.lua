@@ -2,16 +2,13 @@
 -- KEYS[1] session record   KEYS[2] user not-before   KEYS[3] user index   KEYS[4] user IdP-session not-before
 -- ARGV[1] handle   ARGV[2] ttl ms or '' (then the ttl the session was created with)
 -- Returns {expiresAt, idp hash or nil, groups JSON or nil, user id} or nil when missing, expired or revoked.
+--#include redis-now
+--#include index-upkeep
+--#include session-revoked
 local f = redis.call('HMGET', KEYS[1], 'iat', 'ttl', 'na', 'ih', 'g', 'uid')
 if not f[1] then return nil end
-local iat = tonumber(f[1])
-if iat < tonumber(redis.call('GET', KEYS[2]) or '0') then return nil end
-if f[4] then
-  local inb = redis.call('HGET', KEYS[4], f[4])
-  if inb and iat < tonumber(inb) then return nil end
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if sessionRevoked(tonumber(f[1]), KEYS[2], KEYS[4], f[4]) then return nil end
+local now = redisNow()
 local ttl = tonumber(ARGV[2] ~= '' and ARGV[2] or f[2])
 local exp = now + ttl
 if f[3] then exp = math.min(exp, tonumber(f[3])) end
@@ -19,8 +16,5 @@ if exp <= now then return nil end
 local sexp = string.format('%.0f', exp)
 redis.call('HSET', KEYS[1], 'exp', sexp)
 redis.call('PEXPIREAT', KEYS[1], sexp)
-redis.call('ZADD', KEYS[3], sexp, 's:' .. f[1] .. ':' .. ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[3], last[2])
+keepIndex(KEYS[3], sexp, 's:' .. f[1] .. ':' .. ARGV[1], now)
 return { sexp, f[4] or false, f[5] or false, f[6] }

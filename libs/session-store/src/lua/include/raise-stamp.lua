@@ -4,9 +4,9 @@
 -- the retention window (retentionArg ms): it must outlive every session it refuses. The index's
 -- expired entries are trimmed on the way.
 -- Returns the stamp in force (number, and as an integer string) and Redis time in ms.
+--#include redis-now
 local function raiseStamp(stampKey, indexKey, cutoffArg, retentionArg)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = redisNow()
   local cutoff = now
   if cutoffArg ~= '' then cutoff = tonumber(cutoffArg) end
   local nb = math.max(tonumber(redis.call('GET', stampKey) or '0'), cutoff + 1)

@@ -63,19 +63,21 @@ export class RevocationExecutor {
         Math.max(0, doneAt - command.receivedAt) / 1000,
       );
     }
-    await this.audit.append({
-      commandId: command.id,
-      source: command.source,
-      eventType: command.eventType,
-      eventId: command.eventId,
-      target: command.target,
-      revoked: result.fannedOut ?? result.revoked,
-      result: result.fannedOut === undefined ? 'done' : 'fanned_out',
-      receivedAt: command.receivedAt,
-      doneAt,
-      ...(command.actor ? { actor: command.actor } : {}),
-      ...(command.reason ? { reason: command.reason } : {}),
-    });
+    // A group's members are audited as the one fan-out entry (with its count), not one entry each.
+    if (command.fanOutOf === undefined)
+      await this.audit.append({
+        commandId: command.id,
+        source: command.source,
+        eventType: command.eventType,
+        eventId: command.eventId,
+        target: command.target,
+        revoked: result.fannedOut ?? result.revoked,
+        result: result.fannedOut === undefined ? 'done' : 'fanned_out',
+        receivedAt: command.receivedAt,
+        doneAt,
+        ...(command.actor ? { actor: command.actor } : {}),
+        ...(command.reason ? { reason: command.reason } : {}),
+      });
     return result;
   }
 
@@ -141,6 +143,7 @@ export class RevocationExecutor {
         ...command,
         id: `${command.id}-u${createHash('sha256').update(userId).digest('base64url').slice(0, 22)}`,
         target: { type: 'user', userId },
+        fanOutOf: command.id,
       }));
       await this.producer.enqueue(children);
     }

@@ -34,6 +34,11 @@ export const RevocationCommand = z
     reason: z.string().max(512).optional(),
     /** Who asked, for admin commands (an API key name or a token subject). */
     actor: z.string().max(256).optional(),
+    /** A group member's revocation: the id of the group command it was fanned out from (audited there). */
+    fanOutOf: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,128}$/)
+      .optional(),
   })
   // An event cannot take effect after it arrived. A sender's clock ahead of ours (or a wrong date)
   // must not put the user's not-before stamp in the future: stamps only move forward, so every login

@@ -314,6 +314,7 @@ export class SessionStore {
       this.keys.idpNotBeforeGlobal(idpHash),
       cutoff,
       this.retentionMs,
+      '1',
     )) as string[];
     const answered = performance.now();
     const byTag = new Map<string, string[]>();
@@ -411,7 +412,8 @@ export class SessionStore {
   /**
    * Starts a group-wide revocation: stamps the group's not-before (sessions with the group issued at
    * or before `notBefore + clockSkewMs`, default now, can no longer be created) and returns the users
-   * holding a live session with it, each of whom must then be revoked with the same `notBefore`.
+   * holding a live session with it, each of whom must then be revoked with the same `notBefore`. The
+   * members are read after the stamp, `batchSize` at a time, however big the group.
    */
   async revokeGroup(
     groupId: string,
@@ -420,20 +422,33 @@ export class SessionStore {
     checkId(groupId, 'groupId');
     const cutoff =
       options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
-    const [nb, redisNow, ...users] = (await this.#core.scripts.stampIndex(
+    const [nb, redisNow] = (await this.#core.scripts.stampIndex(
       this.keys.group(groupId),
       this.keys.groupNotBefore(groupId),
       cutoff,
       this.retentionMs,
+      '',
     )) as string[];
-    if (cutoff === '') await waitPast(Number(nb) - Number(redisNow), performance.now());
+    const answered = performance.now();
+    const users = await this.usersInGroup(groupId);
+    if (cutoff === '') await waitPast(Number(nb) - Number(redisNow), answered);
     return { users, notBefore: Number(nb) };
   }
 
-  /** Users holding a live session with this group, for group-wide revocation. */
+  /** Users holding a live session with this group, read `batchSize` at a time (ZSCAN). */
   async usersInGroup(groupId: string): Promise<string[]> {
     checkId(groupId, 'groupId');
-    return this.#core.redis.zrangebyscore(this.keys.group(groupId), `(${Date.now()}`, '+inf');
+    const key = this.keys.group(groupId);
+    const users = new Set<string>();
+    const now = Date.now();
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.#core.redis.zscan(key, cursor, 'COUNT', this.batchSize);
+      // Members with their scores (expiresAt); a member may come twice (ZSCAN's guarantee is "at least once").
+      for (let i = 0; i + 1 < flat.length; i += 2) if (Number(flat[i + 1]) > now) users.add(flat[i]!);
+      cursor = next;
+    } while (cursor !== '0');
+    return [...users];
   }
 
   /**

@@ -12,6 +12,10 @@
 //   3. the TTL-only store, computed (the delay is the remaining TTL);
 //   4. worker throughput: a backlog of user revocations queued while the worker is stopped, then drained.
 //
+// First (and, with BENCH_QUICK=1, only) the table a new user would draw, from bench/user-table.ts: the
+// floor, `npm start` and separate processes, each started cold, at 1,000 single-event POSTs a second
+// (BENCH_TABLE_RATE, BENCH_TABLE_SECONDS default 13, BENCH_TABLE_WARMUP_MS default 3000).
+//
 // Env knobs: BENCH_SECONDS (the 500 / 2,000 / 5,000 runs, default 15: 30 would take the whole bench past
 // 6 minutes, since the backlog of a rate the worker cannot sustain takes about as long again to drain),
 // BENCH_SEARCH_SECONDS (the other rungs of the ladder, default 10), BENCH_FLOOR_SECONDS (default 10),
@@ -45,6 +49,7 @@ import {
   waitFor,
 } from './procs.js';
 import { int, ms, pct, percentile, printMarkdown, printTable, Samples } from './stats.js';
+import { runUserTable } from './user-table.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const SECONDS = env('BENCH_SECONDS', 15);
@@ -1000,6 +1005,20 @@ async function reportSweeps(ctx: Ctx): Promise<void> {
 
 async function main(): Promise<void> {
   const started = performance.now();
+  if (!SKIP.has('table')) {
+    console.log(
+      `bench:e2e  the user's table  node ${process.version}  ${availableParallelism()} CPUs  load avg ${loadAverage()}`,
+    );
+    await runUserTable({
+      rate: env('BENCH_TABLE_RATE', 1000),
+      seconds: env('BENCH_TABLE_SECONDS', 13),
+      warmupMs: env('BENCH_TABLE_WARMUP_MS', 3000),
+    });
+    if (process.env['BENCH_QUICK'] === '1') {
+      console.log(`\nfinished in ${Math.round((performance.now() - started) / 1000)} s (BENCH_QUICK=1)`);
+      return;
+    }
+  }
   const children: Child[] = [];
   const clients: Redis[] = [];
   let ctx: Ctx | undefined;

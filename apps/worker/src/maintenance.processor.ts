@@ -36,9 +36,12 @@ export class MaintenanceProcessor
   async onApplicationBootstrap(): Promise<void> {
     logRedisErrors(this.worker, 'maintenance worker', this.queueRedis, this.logger);
     const keep = { removeOnComplete: { count: 10 }, removeOnFail: { count: 100 } };
+    // The first sweep one period after the scheduler is made, not at once: a service that has just
+    // said it is ready must not spend its first seconds walking the session keyspace (in `npm start`
+    // the sweep runs in the gateway's process, and held webhook answers for a quarter of a second).
     await this.queue.upsertJobScheduler(
       'sweep',
-      { every: this.config.worker.sweepEveryMs },
+      { every: this.config.worker.sweepEveryMs, startDate: Date.now() + this.config.worker.sweepEveryMs },
       { name: 'sweep', opts: keep },
     );
     await this.queue.upsertJobScheduler(

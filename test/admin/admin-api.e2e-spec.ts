@@ -44,12 +44,13 @@ const ENDPOINTS: [Method, string][] = [
   ['post', '/admin/users/u-auth/revoke'],
   ['delete', '/admin/users/u-auth/sessions/AAAAAAAAAAAAAAAAAAAAAA'],
   ['post', '/admin/groups/g-auth/revoke'],
-  ['get', '/admin/commands/admin-unknown'],
+  // A well-formed id: one that could be ours is looked up (and so meets the outage).
+  ['get', `/admin/commands/${commandId('admin', 'unknown')}`],
   ['get', '/admin/audit'],
   ['get', '/admin/quarantine'],
   ['post', '/admin/quarantine/0-1/replay'],
   ['get', '/admin/failed'],
-  ['post', '/admin/failed/no-such-job/retry'],
+  ['post', `/admin/failed/${commandId('admin', 'no-such-job')}/retry`],
 ];
 
 describe('admin API', () => {
@@ -568,7 +569,8 @@ describe('admin API', () => {
     });
 
     it('failed jobs: listed, retried back onto the queue, 404 otherwise', async () => {
-      const jobId = `invalid-${randomUUID()}`;
+      // An id of the shape the service issues, so the admin API looks it up.
+      const jobId = commandId('admin', `invalid-${randomUUID()}`);
       await gw.queue.add('revoke', { id: 'bad', target: { type: 'user' } } as unknown as RevocationCommand, {
         jobId,
         attempts: 3,

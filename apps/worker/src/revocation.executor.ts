@@ -14,6 +14,7 @@ import {
 import {
   AuditLog,
   producerOptions,
+  FAN_OUT_BATCH,
   REVOCATION_QUEUE,
   RevocationProducer,
   type RevocationCommand,
@@ -22,6 +23,9 @@ import { SessionStore } from '#session-store';
 
 /** A revocation not yet on enough replicas: the job attempt fails and is retried. */
 export class ReplicaWaitError extends Error {}
+
+/** Members of a fan-out batch revoked at once (each is one script call on the session Redis). */
+const MEMBERS_IN_FLIGHT = 50;
 
 export interface ExecutionResult {
   revoked: number;
@@ -50,7 +54,9 @@ export class RevocationExecutor {
     const result = await this.revoke(command);
     // Counted as soon as they are gone: an attempt that then fails the replica wait deleted them, and
     // its retry finds nothing left to count.
-    this.metrics.sessionsRevoked.inc({ target: command.target.type }, result.revoked);
+    // A fan-out batch's members count as users, as they did when each was its own job.
+    const target = command.target.type === 'users' ? 'user' : command.target.type;
+    this.metrics.sessionsRevoked.inc({ target }, result.revoked);
     await this.waitForSessionReplicas(command);
     const doneAt = Date.now();
     if (result.fannedOut === undefined) {
@@ -128,25 +134,47 @@ export class RevocationExecutor {
         return { revoked: (await this.store.revokeSessionHandle(target.userId, target.handle)) ? 1 : 0 };
       case 'group':
         return this.fanOut(command, target.groupId);
+      case 'users':
+        return { revoked: await this.revokeUsers(target.userIds, notBefore, command.reason) };
     }
   }
 
+  /** A fan-out batch: each member revoked as a user would be, MEMBERS_IN_FLIGHT at a time. */
+  private async revokeUsers(userIds: string[], notBefore: number, reason?: string): Promise<number> {
+    let revoked = 0;
+    for (let i = 0; i < userIds.length; i += MEMBERS_IN_FLIGHT) {
+      const results = await Promise.all(
+        userIds
+          .slice(i, i + MEMBERS_IN_FLIGHT)
+          .map((userId) => this.store.revokeUser(userId, { notBefore, ...(reason ? { reason } : {}) })),
+      );
+      revoked += results.reduce((n, r) => n + r.revoked, 0);
+    }
+    return revoked;
+  }
+
   /**
-   * One user job per member, each keeping the command's notBefore, so a big group spreads over
-   * workers (and cluster slots). Child ids are derived from the parent's, so a retried fan-out adds
-   * nothing twice.
+   * One job per FAN_OUT_BATCH members, each keeping the command's notBefore, so a big group spreads
+   * over workers (and cluster slots) without a job per member: 50,000 members are 100 jobs. The
+   * members are sorted before they are cut into batches and a batch's id is derived from the parent's
+   * and its members, so a retried fan-out over the same members adds nothing twice (and over changed
+   * members, new batches: revoking a user twice is harmless).
    */
   private async fanOut(command: RevocationCommand, groupId: string): Promise<ExecutionResult> {
     const { users } = await this.store.revokeGroup(groupId, { notBefore: command.notBefore });
-    for (let i = 0; i < users.length; i += 500) {
-      const children = users.slice(i, i + 500).map((userId): RevocationCommand => ({
+    users.sort();
+    const children: RevocationCommand[] = [];
+    for (let i = 0; i < users.length; i += FAN_OUT_BATCH) {
+      const userIds = users.slice(i, i + FAN_OUT_BATCH);
+      const hash = createHash('sha256').update(userIds.join('\n')).digest('base64url').slice(0, 22);
+      children.push({
         ...command,
-        id: `${command.id}-u${createHash('sha256').update(userId).digest('base64url').slice(0, 22)}`,
-        target: { type: 'user', userId },
+        id: `${command.id}-b${hash}`,
+        target: { type: 'users', userIds },
         fanOutOf: command.id,
-      }));
-      await this.producer.enqueue(children);
+      });
     }
+    await this.producer.enqueue(children);
     return { revoked: 0, fannedOut: users.length };
   }
 }

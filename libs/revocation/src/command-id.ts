@@ -12,11 +12,11 @@ export function commandId(source: CommandSource, eventId: string, n = 0): string
 
 /**
  * A command id as this service issues them: `commandId`'s, optionally followed by a replay's `-r<time>`
- * (RevocationProducer) and a group member's `-u<hash>` (the worker's fan-out). Anything else, such as
+ * (RevocationProducer) and a group fan-out batch's `-b<hash>` (the worker's). Anything else, such as
  * the names of BullMQ's own keys in the queue (`meta`, `events`, `id`, ...), is no command of ours.
  */
 const ISSUED = new RegExp(
-  `^(?:${COMMAND_SOURCES.join('|')})-[A-Za-z0-9_-]{27}(?:-(?:\\d{1,6}|r[0-9a-z]{1,12}|u[A-Za-z0-9_-]{22}))*$`,
+  `^(?:${COMMAND_SOURCES.join('|')})-[A-Za-z0-9_-]{27}(?:-(?:\\d{1,6}|r[0-9a-z]{1,12}|[bu][A-Za-z0-9_-]{22}))*$`,
 );
 
 /** Whether `id` has the shape of a command id this service issued (it may still not exist). */

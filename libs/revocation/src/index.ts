@@ -6,7 +6,13 @@ export {
   REVOCATION_QUEUE,
   REVOKE_JOB,
 } from './queue-names.js';
-export { COMMAND_SOURCES, CommandSource, RevocationCommand, RevocationTarget } from './revocation-command.js';
+export {
+  COMMAND_SOURCES,
+  CommandSource,
+  FAN_OUT_BATCH,
+  RevocationCommand,
+  RevocationTarget,
+} from './revocation-command.js';
 export { RevocationProducer } from './revocation-producer.js';
 export type { EnqueueResult, ProducerOptions } from './revocation-producer.js';
 export { AuditLog } from './audit-log.js';

@@ -3,11 +3,16 @@ import { z } from 'zod';
 /** What a command revokes. Ids are bounded like the session store's, so a command never fails there. */
 const id = z.string().min(1).max(256);
 
+/** Members per job of a group's fan-out. */
+export const FAN_OUT_BATCH = 500;
+
 export const RevocationTarget = z.discriminatedUnion('type', [
   z.object({ type: z.literal('user'), userId: id }),
   z.object({ type: z.literal('idp_session'), idpSessionId: id, userId: id.optional() }),
   z.object({ type: z.literal('group'), groupId: id }),
   z.object({ type: z.literal('session'), userId: id, handle: z.string().regex(/^[A-Za-z0-9_-]{22}$/) }),
+  /** A batch of a group's members (the worker's fan-out makes these; no source sends them). */
+  z.object({ type: z.literal('users'), userIds: z.array(id).min(1).max(FAN_OUT_BATCH) }),
 ]);
 export type RevocationTarget = z.infer<typeof RevocationTarget>;
 

@@ -215,6 +215,30 @@ async function benchThroughput({ store, redis }: Target): Promise<void> {
   await redis.flushall();
   const createMs = await timeMs(() => pool(THROUGHPUT_OPS, CONCURRENCY, create));
   const readMs = await timeMs(() => pool(THROUGHPUT_OPS, CONCURRENCY, readAmong(THROUGHPUT_OPS)));
+  // The baseline of the read path, on the same client: a raw GET of a value as big as what getSession
+  // returns, from keys as many as the sessions. Interleaved runs, so the machine's drift hits both.
+  const sample = await store.getSession(ids[0]!);
+  const value = 'v'.repeat(JSON.stringify(sample).length);
+  const rawKeys = Array.from({ length: THROUGHPUT_OPS }, (_, i) => `raw:{r${i % 1000}}:${i}`);
+  for (let i = 0; i < rawKeys.length; i += 1000) {
+    const pipeline = redis.pipeline();
+    for (const key of rawKeys.slice(i, i + 1000)) pipeline.set(key, value);
+    await pipeline.exec();
+  }
+  const rawGet = async (i: number) => {
+    if ((await redis.get(rawKeys[(i * 7919) % THROUGHPUT_OPS]!)) === null)
+      throw new Error('raw key not found');
+  };
+  const rounds: { get: number; session: number }[] = [];
+  for (let round = 0; round < 3; round++) {
+    const get = THROUGHPUT_OPS / ((await timeMs(() => pool(THROUGHPUT_OPS, CONCURRENCY, rawGet))) / 1000);
+    const session =
+      THROUGHPUT_OPS /
+      ((await timeMs(() => pool(THROUGHPUT_OPS, CONCURRENCY, readAmong(THROUGHPUT_OPS)))) / 1000);
+    rounds.push({ get, session });
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const ratios = rounds.map((r) => r.session / r.get);
   printTable(
     `1. Throughput: ${int(THROUGHPUT_OPS)} ops each, ${CONCURRENCY} in flight, one ioredis connection, ` +
       `${int(THROUGHPUT_USERS)} users,\n   no IdP session or groups, claims of ${JSON.stringify(CLAIMS).length} B`,
@@ -222,6 +246,20 @@ async function benchThroughput({ store, redis }: Target): Promise<void> {
     [
       ['createSession', int(THROUGHPUT_OPS / (createMs / 1000)), ms(createMs)],
       ['getSession', int(THROUGHPUT_OPS / (readMs / 1000)), ms(readMs)],
+    ],
+  );
+  printTable(
+    `1b. The read path against its baseline: raw GET of a ${value.length} B value, same client, same ` +
+      `${CONCURRENCY} in flight,\n    3 interleaved rounds of ${int(THROUGHPUT_OPS)} each`,
+    ['round', 'raw GET ops/s', 'getSession ops/s', 'getSession / GET'],
+    [
+      ...rounds.map((r, i) => [String(i + 1), int(r.get), int(r.session), ratios[i]!.toFixed(2)]),
+      [
+        'median',
+        int(median(rounds.map((r) => r.get))),
+        int(median(rounds.map((r) => r.session))),
+        median(ratios).toFixed(2),
+      ],
     ],
   );
 }

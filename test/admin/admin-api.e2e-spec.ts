@@ -244,11 +244,12 @@ describe('admin API', () => {
       const job = await urgentQueue.getJob(accepted.body.commandId);
       expect(job!.data).toMatchObject({ actor: 'jwt:bob@example.test', reason: 'jwt', source: 'admin' });
 
-      // The audit trail names the token's subject.
+      // The audit trail names the token's subject, also for the call it was refused (403).
       const audit = await call('get', `/admin/audit?userId=${userId}&limit=10`).expect(200);
-      expect(audit.body.map((a: { actor?: string }) => a.actor)).toEqual([
-        'jwt:bob@example.test',
-        'jwt:alice@example.test',
+      expect(audit.body.map((a: { actor?: string; result: unknown }) => [a.actor, a.result])).toEqual([
+        ['jwt:bob@example.test', 202],
+        ['jwt:alice@example.test', 403],
+        ['jwt:alice@example.test', 200],
       ]);
     });
   });
@@ -777,7 +778,7 @@ describe('admin API', () => {
       ).map(([path, method, success]) => `${method.toUpperCase()} ${path}: no ${success} response schema`);
       const queries: [string, string, string[]][] = [
         ['/admin/users/{userId}/revoke', 'post', ['wait']],
-        ['/admin/audit', 'get', ['userId', 'limit']],
+        ['/admin/audit', 'get', ['userId', 'limit', 'before']],
         ['/admin/quarantine', 'get', ['limit']],
         ['/admin/failed', 'get', ['limit']],
       ];

@@ -305,7 +305,8 @@ describe('no secret, token or session id in logs, /metrics or the audit trail', 
     try {
       const entries = await redis.xrange(new QueueKeys(queuePrefix).audit, '-', '+');
       const text = JSON.stringify(entries);
-      expect(entries.length).toBeGreaterThan(5);
+      // The five calls that authenticated (the 401s are counted in /metrics, not audited).
+      expect(entries.length).toBeGreaterThanOrEqual(5);
       expect(text).toContain('jwt:ops@example.com');
       expect(leaksIn(text)).toEqual([]);
     } finally {

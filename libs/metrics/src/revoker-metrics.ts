@@ -1,5 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The reasons an admin call is refused, the only values of `admin_auth_failures_total{reason}`. */
+const ADMIN_AUTH_FAILURE_REASONS = ['missing_credentials', 'invalid_credentials', 'missing_scope'] as const;
+
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /**
@@ -27,6 +30,14 @@ export class RevokerMetrics {
     name: 'session_revoker_sessions_revoked_total',
     help: 'Sessions revoked, by target type',
     labelNames: ['target'] as const,
+    registers: [this.registry],
+  });
+
+  /** Refused admin API calls; a 401 is counted here (and logged) instead of audited. */
+  readonly adminAuthFailures = new Counter({
+    name: 'session_revoker_admin_auth_failures_total',
+    help: 'Admin API calls refused, by reason: missing_credentials and invalid_credentials (401), missing_scope (403)',
+    labelNames: ['reason'] as const,
     registers: [this.registry],
   });
 
@@ -122,6 +133,7 @@ export class RevokerMetrics {
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+    for (const reason of ADMIN_AUTH_FAILURE_REASONS) this.adminAuthFailures.inc({ reason }, 0);
   }
 
   /** Where the scrape-time gauges read from (the process that owns the queues and Redis clients). */

@@ -1,4 +1,4 @@
-import type { RedisClient } from '#redis';
+import { isStreamId, type RedisClient } from '#redis/core';
 import type { RevocationCommand } from './revocation-command.js';
 
 /**
@@ -20,8 +20,20 @@ export interface AuditRecord {
   reason?: string;
 }
 
+/** One entry as read back, with its stream id. */
+export type AuditEntry = AuditRecord & { id: string };
+
 /** The audit trail: a capped Redis stream, newest last; it never holds a secret. */
 export class AuditLog {
+  /**
+   * The most entries one filtered read examines: a read for a user walks the stream newest first and
+   * stops at `limit` matches or after this many entries, whichever comes first, and answers where to
+   * resume. So a read costs at most this much Redis work and time, whatever the stream holds.
+   */
+  static readonly SCAN_BUDGET = 5000;
+  /** Entries per XREVRANGE of a filtered read: each Redis command stays short. */
+  private static readonly PAGE = 1000;
+
   constructor(
     private readonly redis: RedisClient,
     readonly key: string,
@@ -32,28 +44,51 @@ export class AuditLog {
     await this.redis.xadd(this.key, 'MAXLEN', '~', String(this.maxEntries), '*', 'r', JSON.stringify(record));
   }
 
-  /** Newest first, optionally only those naming a user. */
-  async read(options: { limit: number; userId?: string }): Promise<(AuditRecord & { id: string })[]> {
-    const out: (AuditRecord & { id: string })[] = [];
-    let end = '+';
-    while (out.length < options.limit) {
-      const page = await this.redis.xrevrange(
-        this.key,
-        end,
-        '-',
-        'COUNT',
-        String(Math.max(options.limit, 100)),
-      );
-      if (page.length === 0) break;
+  /** Newest first, optionally only those naming a user (see `page` for the bounds). */
+  async read(options: { limit: number; userId?: string; before?: string }): Promise<AuditEntry[]> {
+    return (await this.page(options)).entries;
+  }
+
+  /**
+   * Newest first, from just older than `before` (a stream id) or from the newest. Without a user: one
+   * XREVRANGE of `limit` entries. With a user: at most `scanBudget` entries examined. `next` is the
+   * id of the last entry examined, to pass as `before` for the rest; absent once the walk reached the
+   * oldest entry.
+   */
+  async page(options: {
+    limit: number;
+    userId?: string;
+    before?: string;
+    scanBudget?: number;
+  }): Promise<{ entries: AuditEntry[]; next?: string }> {
+    const { limit, userId } = options;
+    if (options.before !== undefined && !isStreamId(options.before))
+      throw new RangeError('before must be a stream id');
+    // Nothing is older than 0-0 (and Redis refuses an exclusive range below it).
+    if (options.before === '0-0') return { entries: [] };
+    let end = options.before === undefined ? '+' : `(${options.before}`;
+    let budget = userId === undefined ? limit : Math.max(options.scanBudget ?? AuditLog.SCAN_BUDGET, 1);
+    // A record names the user as a JSON string: entries without that text are skipped unparsed.
+    const needle = userId === undefined ? undefined : JSON.stringify(userId);
+    const entries: AuditEntry[] = [];
+    let last: string | undefined;
+    while (entries.length < limit && budget > 0) {
+      const count = userId === undefined ? budget : Math.min(budget, AuditLog.PAGE);
+      const page = await this.redis.xrevrange(this.key, end, '-', 'COUNT', String(count));
       for (const [id, fields] of page) {
-        const record = JSON.parse(fields[1] ?? '{}') as AuditRecord;
-        const target = record.target as { userId?: string };
-        if (!options.userId || target?.userId === options.userId) out.push({ id, ...record });
-        if (out.length >= options.limit) break;
+        last = id;
+        budget--;
+        const raw = fields[1] ?? '{}';
+        if (needle !== undefined && !raw.includes(needle)) continue;
+        const record = JSON.parse(raw) as AuditRecord;
+        const target = record.target as { userId?: string } | undefined;
+        if (userId === undefined || target?.userId === userId) entries.push({ id, ...record });
+        if (entries.length >= limit) break;
       }
-      end = `(${page[page.length - 1]![0]}`;
-      if (!options.userId) break;
+      // Fewer than asked for: the walk reached the oldest entry.
+      if (page.length < count && entries.length < limit) return { entries };
+      end = `(${last!}`;
     }
-    return out;
+    return last === undefined ? { entries } : { entries, next: last };
   }
 }

@@ -16,6 +16,7 @@ import {
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
+import { AuditLog } from '#revocation';
 import {
   AuditEntry,
   AuditQuery,
@@ -154,10 +155,35 @@ export class AdminController {
     required: false,
     schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
   })
-  @ApiResponse({ status: 200, schema: schema(z.array(AuditEntry)) })
+  @ApiQuery({
+    name: 'before',
+    required: false,
+    schema: { type: 'string', pattern: '^\\d{1,20}-\\d{1,20}$' },
+    description: 'resume just older than this entry: the Audit-Next header of the previous answer',
+  })
+  @ApiResponse({
+    status: 200,
+    schema: schema(z.array(AuditEntry)),
+    headers: {
+      'Audit-Next': {
+        description: `where to resume (pass as before): a read stops at limit entries, or for a user after examining ${AuditLog.SCAN_BUDGET} entries; absent at the oldest entry`,
+        schema: { type: 'string' },
+      },
+    },
+  })
   @Errors()
-  audit(@Query(new ZodPipe(AuditQuery)) query: z.infer<typeof AuditQuery>) {
-    return this.admin.audit.read({ limit: query.limit, ...(query.userId ? { userId: query.userId } : {}) });
+  async audit(
+    @Query(new ZodPipe(AuditQuery)) query: z.infer<typeof AuditQuery>,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    // Bounded whatever the stream holds: a read for a user examines at most SCAN_BUDGET entries.
+    const { entries, next } = await this.admin.audit.page({
+      limit: query.limit,
+      ...(query.userId ? { userId: query.userId } : {}),
+      ...(query.before ? { before: query.before } : {}),
+    });
+    if (next) void reply.header('Audit-Next', next);
+    return entries;
   }
 
   @Get('quarantine')

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isStreamId } from '#redis';
 
 /** Request and response shapes of the admin API: validated by ZodPipe, documented in OpenAPI. */
 export const UserIdParam = z.string().min(1).max(256);
@@ -17,10 +18,15 @@ export type RevokeBody = z.infer<typeof RevokeBody>;
 
 export const RevokeQuery = z.object({ wait: z.enum(['true', 'false']).optional() }).passthrough();
 
+/** A stream id Redis takes: `ms-seq`, each part an unsigned 64-bit integer. */
+export const AuditCursor = z.string().refine(isStreamId, 'not an entry id');
+
 export const AuditQuery = z
   .object({
     userId: z.string().min(1).max(256).optional(),
     limit: z.coerce.number().int().min(1).max(1000).default(50),
+    /** Resume just older than this entry: the Audit-Next header of the previous answer. */
+    before: AuditCursor.optional(),
   })
   .passthrough();
 

@@ -448,7 +448,9 @@ describe('admin rate limit and encoded paths', () => {
     for (let i = 0; i < 3; i++)
       await request(server).get('/admin/audit').set('Authorization', `Bearer guess-${i}`).expect(401);
     // Both budgets are spent: /admin is refused ...
-    expect((await request(server).get('/admin/audit').set('Authorization', `Bearer ${KEY}`)).status).toBe(429);
+    expect((await request(server).get('/admin/audit').set('Authorization', `Bearer ${KEY}`)).status).toBe(
+      429,
+    );
     expect((await request(server).get('/admin/audit').set('Authorization', 'Bearer guess-3')).status).toBe(
       429,
     );

@@ -26,7 +26,7 @@
 // the worker), BENCH_PROFILE_DIR (CPU-profile each worker-throughput drain into that directory).
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -41,6 +41,7 @@ import {
   cpuMeter,
   cpuSeconds,
   httpOk,
+  postWebhook,
   loadAverage,
   root,
   sparePort,
@@ -494,33 +495,6 @@ function backlogMonitor(read: () => Promise<number>): () => Promise<{ mean2nd: n
 
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
 
-function post(port: number, body: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = httpRequest(
-      {
-        agent,
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/webhooks/pingone',
-        headers: {
-          'content-type': 'application/json',
-          authorization: `Bearer ${WEBHOOK_SECRET}`,
-          'content-length': String(Buffer.byteLength(body)),
-        },
-        timeout: 30_000,
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on('error', () => resolve(0));
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end(body);
-  });
-}
-
 const bodyOf = (userIds: string[]) =>
   userIds.length === 1 ? makeEvent(userIds[0]!) : `[${userIds.map(makeEvent).join(',')}]`;
 
@@ -564,7 +538,7 @@ async function runE2E(
   const { sendLag, last } = await paced(posts, (1000 * perPost) / rate, async (j, due) => {
     const first = j * perPost;
     const users = cohort.userIds.slice(first, first + perPost);
-    const status = await post(ctx.gateway.port, bodyOf(users));
+    const status = await postWebhook(agent, ctx.gateway.port, WEBHOOK_SECRET, bodyOf(users));
     const at = performance.now();
     if (status !== 200) {
       failed += users.length;
@@ -736,7 +710,12 @@ async function runThroughput(
   const enqueueStart = performance.now();
   const perPost = 100;
   await pool(Math.ceil(users / perPost), 4, async (j) => {
-    const status = await post(ctx.gateway.port, bodyOf(cohort.userIds.slice(j * perPost, (j + 1) * perPost)));
+    const status = await postWebhook(
+      agent,
+      ctx.gateway.port,
+      WEBHOOK_SECRET,
+      bodyOf(cohort.userIds.slice(j * perPost, (j + 1) * perPost)),
+    );
     if (status !== 200) throw new Error(`enqueue POST answered ${status}`);
   });
   const enqueueMs = performance.now() - enqueueStart;

@@ -10,13 +10,22 @@
 // answer and revocation with the time it was sent, to see where the cold start goes.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { SessionStore } from '#session-store';
-import { type Child, httpOk, root, sparePort, spawnChild, startRedis, waitFor } from './procs.js';
+import {
+  type Child,
+  httpOk,
+  postWebhook,
+  root,
+  sparePort,
+  spawnChild,
+  startRedis,
+  waitFor,
+} from './procs.js';
 import { ms, percentile, printMarkdown, printTable, Samples } from './stats.js';
 
 const WEBHOOK_SECRET = 'bench-table-webhook-secret-0123456789';
@@ -123,33 +132,6 @@ class Prober {
   }
 }
 
-function post(agent: Agent, port: number, body: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = httpRequest(
-      {
-        agent,
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/webhooks/pingone',
-        headers: {
-          'content-type': 'application/json',
-          authorization: `Bearer ${WEBHOOK_SECRET}`,
-          'content-length': String(Buffer.byteLength(body)),
-        },
-        timeout: 30_000,
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on('error', () => resolve(0));
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end(body);
-  });
-}
-
 /** The processes of one mode, spawned at once; resolves once the one taking deliveries is ready. */
 async function startMode(
   mode: Mode,
@@ -234,14 +216,16 @@ async function runMode(mode: Mode, redisPort: number, options: TableOptions): Pr
           const i = sent++;
           const due = t0 + i * interval;
           inFlight.push(
-            post(agent, port, makeEvent(`ut-${tag}-${i}`, users[i]!)).then((status) => {
-              const answered = performance.now() - due;
-              if (status !== 200) failed++;
-              (due - t0 < options.warmupMs ? cold : warm).push(answered);
-              if (process.env['BENCH_TABLE_TRACE'] && answered > TRACE_OVER_MS)
-                console.log(`    slow answer ${Math.round(answered)} ms at +${Math.round(due - t0)} ms`);
-              if (status === 200 && i % PROBE_EVERY === 0) prober.add(sessions[i]!, due);
-            }),
+            postWebhook(agent, port, WEBHOOK_SECRET, makeEvent(`ut-${tag}-${i}`, users[i]!)).then(
+              (status) => {
+                const answered = performance.now() - due;
+                if (status !== 200) failed++;
+                (due - t0 < options.warmupMs ? cold : warm).push(answered);
+                if (process.env['BENCH_TABLE_TRACE'] && answered > TRACE_OVER_MS)
+                  console.log(`    slow answer ${Math.round(answered)} ms at +${Math.round(due - t0)} ms`);
+                if (status === 200 && i % PROBE_EVERY === 0) prober.add(sessions[i]!, due);
+              },
+            ),
           );
         }
         if (sent === n) {

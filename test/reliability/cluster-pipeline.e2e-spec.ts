@@ -4,7 +4,7 @@ import type { Job } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import request from 'supertest';
 import { assertQueueRedisPolicy, parseInfo, readRedisMemory } from '#redis';
-import { AuditLog, commandId, QueueKeys, type RevocationCommand } from '#revocation';
+import { AuditLog, commandId, FAN_OUT_BATCH, QueueKeys, type RevocationCommand } from '#revocation';
 import { type CreatedSession, SessionStore } from '#session-store';
 import { inBatches } from '../support/commands.js';
 import { type FailoverCluster, startFailoverCluster } from '../support/cluster-redis.js';
@@ -51,8 +51,10 @@ interface Outcome {
     membersStillReadable: number;
     othersStillReadable: number;
     parent: { state: string; returnvalue: unknown };
+    /** Fan-out batch jobs, the members they name, and the sessions they revoked. */
     children: number;
-    childrenRevokedOne: number;
+    childrenMembers: number;
+    childrenRevoked: number;
     childrenWithGroupNotBefore: number;
     audit: Record<string, number>;
   };
@@ -169,7 +171,7 @@ async function runScenarios(backend: Backend): Promise<Outcome> {
     const parent = await queues['revocations']!.getJob(parentId);
     const parentNotBefore = (parent?.data as RevocationCommand | undefined)?.notBefore;
     const children = (await queues['revocations']!.getJobs(['completed'])).filter(
-      (j: Job) => j.id !== parentId && j.id!.startsWith(`${parentId}-u`),
+      (j: Job) => j.id !== parentId && j.id!.startsWith(`${parentId}-b`),
     );
     const audit = await new AuditLog(backend.redis, new QueueKeys(QUEUE_PREFIX).audit, 10_000).read({
       limit: 5000,
@@ -197,8 +199,14 @@ async function runScenarios(backend: Backend): Promise<Outcome> {
         othersStillReadable: await readable(others),
         parent: { state: parent ? await parent.getState() : 'missing', returnvalue: parent?.returnvalue },
         children: children.length,
-        childrenRevokedOne: children.filter((j) => (j.returnvalue as { revoked?: number })?.revoked === 1)
-          .length,
+        childrenMembers: children.reduce((n, j) => {
+          const target = (j.data as RevocationCommand).target;
+          return n + (target.type === 'users' ? target.userIds.length : 0);
+        }, 0),
+        childrenRevoked: children.reduce(
+          (n, j) => n + ((j.returnvalue as { revoked?: number })?.revoked ?? 0),
+          0,
+        ),
         childrenWithGroupNotBefore: children.filter(
           (j) => (j.data as RevocationCommand).notBefore === parentNotBefore,
         ).length,
@@ -346,10 +354,12 @@ describe('Redis Cluster (3 masters, 1 replica each): the pipeline gives the same
         membersStillReadable: 0,
         othersStillReadable: OTHERS,
         parent: { state: 'completed', returnvalue: { revoked: 0, fannedOut: MEMBERS } },
-        children: MEMBERS,
-        childrenRevokedOne: MEMBERS,
-        childrenWithGroupNotBefore: MEMBERS,
-        audit: { fanned_out: 1, done: MEMBERS },
+        // One job per FAN_OUT_BATCH members, one session each; the fan-out is one audit entry.
+        children: MEMBERS / FAN_OUT_BATCH,
+        childrenMembers: MEMBERS,
+        childrenRevoked: MEMBERS,
+        childrenWithGroupNotBefore: MEMBERS / FAN_OUT_BATCH,
+        audit: { fanned_out: 1 },
       },
       failedJobs: 0,
       jobsLeft: 0,

@@ -64,9 +64,14 @@ export class AuditLog {
     const { limit, userId } = options;
     if (options.before !== undefined && !isStreamId(options.before))
       throw new RangeError('before must be a stream id');
-    // Nothing is older than 0-0 (and Redis refuses an exclusive range below it).
-    if (options.before === '0-0') return { entries: [] };
-    let end = options.before === undefined ? '+' : `(${options.before}`;
+    // In canonical form ('00-0' is 0-0 to Redis). Nothing is older than 0-0, and Redis refuses an
+    // exclusive range below it.
+    const before = options.before
+      ?.split('-')
+      .map((part) => BigInt(part).toString())
+      .join('-');
+    if (before === '0-0') return { entries: [] };
+    let end = before === undefined ? '+' : `(${before}`;
     let budget = userId === undefined ? limit : Math.max(options.scanBudget ?? AuditLog.SCAN_BUDGET, 1);
     // A record names the user as a JSON string: entries without that text are skipped unparsed.
     const needle = userId === undefined ? undefined : JSON.stringify(userId);

@@ -430,7 +430,9 @@ export class SessionStore {
       '',
     )) as string[];
     const answered = performance.now();
-    const users = await this.usersInGroup(groupId);
+    // Live by Redis's clock, as the stamp script saw it (a worker's clock ahead of Redis's would skip
+    // members whose sessions Redis still serves).
+    const users = await this.groupMembers(groupId, Number(redisNow));
     if (cutoff === '') await waitPast(Number(nb) - Number(redisNow), answered);
     return { users, notBefore: Number(nb) };
   }
@@ -438,9 +440,13 @@ export class SessionStore {
   /** Users holding a live session with this group, read `batchSize` at a time (ZSCAN). */
   async usersInGroup(groupId: string): Promise<string[]> {
     checkId(groupId, 'groupId');
+    return this.groupMembers(groupId, Date.now());
+  }
+
+  /** The group index's members whose latest session expires after `now`, `batchSize` at a time. */
+  private async groupMembers(groupId: string, now: number): Promise<string[]> {
     const key = this.keys.group(groupId);
     const users = new Set<string>();
-    const now = Date.now();
     let cursor = '0';
     do {
       const [next, flat] = await this.#core.redis.zscan(key, cursor, 'COUNT', this.batchSize);

@@ -15,8 +15,8 @@ import { matchSecret, presentedCredential, secretDigest } from '../auth/authoriz
  * configured secret (several at once, for rotation) as `Authorization: Bearer <secret>`,
  * `Authorization: Basic <base64(user:secret)>` (the user name is ignored), or as the whole value of
  * a named header (PINGONE_WEBHOOK_AUTH_HEADER). Anything else is 401, before the body is read: the
- * gateway's onRequest hook (http/webhook-auth.ts) asks `accepts` as the request arrives, and the guard
- * checks again on the route.
+ * gateway's onRequest hook (http/webhook-auth.ts) asks as the request arrives, and the guard on the
+ * route reuses that answer (a request not seen by the hook is checked there).
  */
 /** What a refused PingOne delivery is told. */
 export const PINGONE_UNAUTHORIZED = 'missing or wrong webhook credentials';
@@ -24,6 +24,8 @@ export const PINGONE_UNAUTHORIZED = 'missing or wrong webhook credentials';
 @Injectable()
 export class PingOneAuthGuard implements CanActivate {
   private readonly secrets: Buffer[];
+  /** Requests whose secret was checked and matched, so a delivery is checked once. */
+  private readonly accepted = new WeakSet<FastifyRequest>();
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
     this.secrets = config.pingone.secrets.map(secretDigest);
@@ -31,13 +33,21 @@ export class PingOneAuthGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<FastifyRequest>();
-    if (this.accepts(request.headers)) return true;
+    if (this.acceptsRequest(request)) return true;
     this.challenge(context.switchToHttp().getResponse<FastifyReply>());
     throw new UnauthorizedException(PINGONE_UNAUTHORIZED);
   }
 
+  /** Whether the request's headers carry one of the configured secrets (checked once per request). */
+  acceptsRequest(request: FastifyRequest): boolean {
+    if (this.accepted.has(request)) return true;
+    if (!this.accepts(request.headers)) return false;
+    this.accepted.add(request);
+    return true;
+  }
+
   /** Whether the headers carry one of the configured secrets. */
-  accepts(headers: IncomingHttpHeaders): boolean {
+  private accepts(headers: IncomingHttpHeaders): boolean {
     const raw = headers[this.config.pingone.authHeader];
     return matchSecret(this.presentedSecret(typeof raw === 'string' ? raw : undefined), this.secrets) >= 0;
   }

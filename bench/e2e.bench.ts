@@ -25,10 +25,8 @@
 // BENCH_SKIP (comma-separated: e2e, floor, throughput), BENCH_WORKER_NODE_ARGS (extra node options of
 // the worker), BENCH_PROFILE_DIR (CPU-profile each worker-throughput drain into that directory).
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
@@ -41,15 +39,14 @@ import {
   cpuMeter,
   cpuSeconds,
   httpOk,
-  postWebhook,
   loadAverage,
-  root,
   sparePort,
   spawnChild,
   startRedis,
   waitFor,
 } from './procs.js';
 import { int, ms, pct, percentile, printMarkdown, printTable, Samples } from './stats.js';
+import { pingOneEventMaker, pool, postWebhook } from './load.js';
 import { runUserTable } from './user-table.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -175,15 +172,6 @@ interface Cohort {
   sessions: number;
 }
 
-/** Runs fn(0..n-1) with `concurrency` calls in flight at any time. */
-async function pool(n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < n) await fn(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
-}
-
 /** `n` fresh users, user i holding sessionsOf(i) sessions of TTL_SECONDS, made by createSession. */
 async function makeUsers(store: SessionStore, n: number, sessionsOf: (i: number) => number): Promise<Cohort> {
   const t0 = performance.now();
@@ -215,29 +203,9 @@ const eventIdOf = (userId: string) => `e2e-${RUN_TAG}-${userId}`;
 /** The BullMQ job of a user's event: the gateway uses the command id as the job id. */
 const jobKeyOf = (userId: string) => `${QUEUE_PREFIX}:${QUEUE}:${commandId('pingone', eventIdOf(userId))}`;
 
-/**
- * One PingOne MEMBER_OF_GROUP.CREATED event (test/fixtures/pingone/member-of-group-created.json) for a
- * given user, with a fresh id and recordedAt = now; the user id sits in the resource href, as PingOne
- * sends it. Built by concatenating the fixture's text around three placeholders.
- */
-function eventMaker(): (userId: string) => string {
-  const fixture = JSON.parse(
-    readFileSync(join(root, 'test/fixtures/pingone/member-of-group-created.json'), 'utf8'),
-  ) as { id: string; recordedAt: string; resources: { href: string }[] };
-  fixture.id = '@@ID@@';
-  fixture.recordedAt = '@@AT@@';
-  const href = fixture.resources[0]!.href;
-  fixture.resources[0]!.href = href.replace(
-    /\/users\/[^/]+\/memberOfGroups\//,
-    '/users/@@USER@@/memberOfGroups/',
-  );
-  if (fixture.resources[0]!.href === href) throw new Error('fixture href holds no user id');
-  const parts = JSON.stringify(fixture).split(/@@(?:ID|AT|USER)@@/);
-  if (parts.length !== 4) throw new Error('fixture layout changed');
-  const [a, b, c, d] = parts as [string, string, string, string];
-  return (userId) => `${a}${eventIdOf(userId)}${b}${new Date().toISOString()}${c}${userId}${d}`;
-}
-const makeEvent = eventMaker();
+/** One PingOne event for a given user, under its derived event id (see pingOneEventMaker). */
+const pingOneEvent = pingOneEventMaker();
+const makeEvent = (userId: string) => pingOneEvent(eventIdOf(userId), userId);
 
 // ---------------------------------------------------------------- probing
 

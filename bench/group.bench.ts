@@ -9,22 +9,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { SessionStore } from '#session-store';
 import { type Child, httpOk, loadAverage, sparePort, spawnChild, startRedis, waitFor } from './procs.js';
+import { pool } from './load.js';
 import { int, ms } from './stats.js';
 
 const MEMBERS = Number(process.env['BENCH_GROUP_MEMBERS'] ?? 50_000);
 const TAG_SECRET = 'bench-group-session-tag-secret-0123456789';
 const ADMIN_KEY = 'bench-group-admin-key-0123456789';
 const SLOW_MICROS = 10_000;
-
-/** Runs fn(0..n-1) with `concurrency` calls in flight. */
-async function pool(n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, n) }, async () => {
-      while (next < n) await fn(next++);
-    }),
-  );
-}
 
 /** `n` users with one session each holding `group`; their session ids. */
 async function members(store: SessionStore, n: number, group: string): Promise<string[]> {

@@ -1,7 +1,6 @@
 // Child processes and /proc readings for the benches: throw-away redis-servers and the service's
 // processes, each killed when the bench ends, fails or is interrupted.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { type Agent, request as httpRequest } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
@@ -155,32 +154,4 @@ export function cpuMeter(pids: Record<string, () => number>): () => CpuReading {
     seconds['others'] = Math.max(0, machineBusySeconds() - machine0 - known);
     return { wall, seconds };
   };
-}
-
-/** One PingOne-style delivery on a kept-alive socket of `agent`: the HTTP status, 0 on no answer. */
-export function postWebhook(agent: Agent, port: number, secret: string, body: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = httpRequest(
-      {
-        agent,
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/webhooks/pingone',
-        headers: {
-          'content-type': 'application/json',
-          authorization: `Bearer ${secret}`,
-          'content-length': String(Buffer.byteLength(body)),
-        },
-        timeout: 30_000,
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on('error', () => resolve(0));
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end(body);
-  });
 }

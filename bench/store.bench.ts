@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { SessionStore } from '#session-store';
+import { pool } from './load.js';
 import { type Child, startRedis } from './procs.js';
 
 const PREFIX = 'bench';
@@ -36,15 +37,6 @@ interface Target {
 type RedisServer = Child;
 
 // ---------------------------------------------------------------- measuring helpers
-
-/** Runs fn(0..n-1) with `concurrency` calls in flight at any time. */
-async function pool(n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < n) await fn(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
-}
 
 async function timeMs(fn: () => Promise<unknown>): Promise<number> {
   const start = performance.now();

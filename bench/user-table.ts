@@ -9,23 +9,13 @@
 // WARMUP_MS) is reported apart from the steady state after it. BENCH_TABLE_TRACE=1 prints each slow
 // answer and revocation with the time it was sent, to see where the cold start goes.
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { SessionStore } from '#session-store';
-import {
-  type Child,
-  httpOk,
-  postWebhook,
-  root,
-  sparePort,
-  spawnChild,
-  startRedis,
-  waitFor,
-} from './procs.js';
+import { type Child, httpOk, sparePort, spawnChild, startRedis, waitFor } from './procs.js';
+import { pingOneEventMaker, postWebhook } from './load.js';
 import { ms, percentile, printMarkdown, printTable, Samples } from './stats.js';
 
 const WEBHOOK_SECRET = 'bench-table-webhook-secret-0123456789';
@@ -59,26 +49,6 @@ export interface TableOptions {
   rate: number;
   seconds: number;
   warmupMs: number;
-}
-
-/** The user of event `userId` sits in the href of a MEMBER_OF_GROUP.CREATED event, as PingOne sends it. */
-function eventMaker(): (eventId: string, userId: string) => string {
-  const fixture = JSON.parse(
-    readFileSync(join(root, 'test/fixtures/pingone/member-of-group-created.json'), 'utf8'),
-  ) as { id: string; recordedAt: string; resources: { href: string }[] };
-  fixture.id = '@@ID@@';
-  fixture.recordedAt = '@@AT@@';
-  fixture.resources[0]!.href = fixture.resources[0]!.href.replace(
-    /\/users\/[^/]+\/memberOfGroups\//,
-    '/users/@@USER@@/memberOfGroups/',
-  );
-  const [a, b, c, d] = JSON.stringify(fixture).split(/@@(?:ID|AT|USER)@@/) as [
-    string,
-    string,
-    string,
-    string,
-  ];
-  return (eventId, userId) => `${a}${eventId}${b}${new Date().toISOString()}${c}${userId}${d}`;
 }
 
 /** Reads due sessions in rounds on one connection until each reads null (see e2e.bench.ts's Prober). */
@@ -195,7 +165,7 @@ async function runMode(mode: Mode, redisPort: number, options: TableOptions): Pr
       }),
     );
   await sleep(2);
-  const makeEvent = eventMaker();
+  const makeEvent = pingOneEventMaker();
   const spawned = performance.now();
   const { port, children } = await startMode(mode, redisPort, tag);
   const readyMs = performance.now() - spawned;

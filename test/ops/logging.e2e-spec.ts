@@ -1,24 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
-import { Writable } from 'node:stream';
 import request from 'supertest';
 import { loadConfig } from '#config';
-import { configureGateway, gatewayAdapter, gatewayLogger } from '../../apps/gateway/src/gateway.app.js';
-import { GatewayModule } from '../../apps/gateway/src/gateway.module.js';
+import { bootGateway, logLines } from '../support/gateway.js';
 import { deletePrefix, REDIS_URL, testRedis, uniquePrefix } from '../support/redis.js';
 
 const SECRET = 'logging-webhook-secret-value';
 const ADMIN_KEY = 'logging-admin-key-0123456789';
 
 describe('logs', () => {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      done();
-    },
-  });
+  const { lines, stream: sink } = logLines();
   let app: NestFastifyApplication;
   const prefix = uniquePrefix('log');
 
@@ -30,17 +21,7 @@ describe('logs', () => {
       PINGONE_WEBHOOK_SECRET: SECRET,
       ADMIN_API_KEY: ADMIN_KEY,
     });
-    const moduleRef = await Test.createTestingModule({ imports: [GatewayModule.forRoot(config)] }).compile();
-    app = moduleRef.createNestApplication<NestFastifyApplication>(
-      gatewayAdapter(config, gatewayLogger(config, sink)),
-      {
-        logger: false,
-        bodyParser: false,
-      },
-    );
-    await configureGateway(app, config);
-    await app.init();
-    await app.getHttpAdapter().getInstance().ready();
+    app = await bootGateway(config, { logs: sink });
   });
   afterAll(async () => {
     await app.close();

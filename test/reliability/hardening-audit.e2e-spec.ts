@@ -1,15 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import { createHash } from 'node:crypto';
-import { Writable } from 'node:stream';
 import request from 'supertest';
 import { loadConfig } from '#config';
 import { AuditLog, QueueKeys } from '#revocation';
-import { configureGateway, gatewayAdapter, gatewayLogger } from '../../apps/gateway/src/gateway.app.js';
-import { GatewayModule } from '../../apps/gateway/src/gateway.module.js';
-import { startGateway, type TestGateway } from '../support/gateway.js';
+import { bootGateway, logLines, startGateway, type TestGateway } from '../support/gateway.js';
 import { deletePrefix, REDIS_URL, uniquePrefix, waitFor } from '../support/redis.js';
 
 /**
@@ -29,13 +25,7 @@ type Method = 'get' | 'post' | 'delete';
 
 describe('hardening: a small audit trail (AUDIT_MAX_ENTRIES=100)', () => {
   const prefix = `{${uniquePrefix('hard-audit')}}`;
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      done();
-    },
-  });
+  const { lines, stream: sink } = logLines();
   let app: NestFastifyApplication;
   let redis: Redis;
   const auditKey = new QueueKeys(prefix).audit;
@@ -55,14 +45,7 @@ describe('hardening: a small audit trail (AUDIT_MAX_ENTRIES=100)', () => {
       ADMIN_RATE_LIMIT_PER_MINUTE: '100000',
       ADMIN_AUTH_FAILURES_PER_MINUTE: '100000',
     });
-    const moduleRef = await Test.createTestingModule({ imports: [GatewayModule.forRoot(config)] }).compile();
-    app = moduleRef.createNestApplication<NestFastifyApplication>(
-      gatewayAdapter(config, gatewayLogger(config, sink)),
-      { logger: false, bodyParser: false },
-    );
-    await configureGateway(app, config);
-    await app.init();
-    await app.getHttpAdapter().getInstance().ready();
+    app = await bootGateway(config, { logs: sink });
     redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
   });
 

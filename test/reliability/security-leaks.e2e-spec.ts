@@ -1,16 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import { createHash, randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import request from 'supertest';
 import { loadConfig } from '#config';
-import { PinoNestLogger } from '#logging';
 import { SessionStore } from '#session-store';
-import { configureGateway, gatewayAdapter, gatewayLogger } from '../../apps/gateway/src/gateway.app.js';
-import { GatewayModule } from '../../apps/gateway/src/gateway.module.js';
 import { createSigner, nowSec, signJwt, type TestSigner, unsignedJwt } from '../support/jwt.js';
+import { bootGateway, logLines } from '../support/gateway.js';
 import { deletePrefix, REDIS_URL, testRedis, uniquePrefix } from '../support/redis.js';
 import { SessionKeys } from '../support/session-keys.js';
 import { QueueKeys } from '#revocation';
@@ -40,13 +36,7 @@ const IDP_SID = 'idp-session-secret-sid-7f3a9c21';
 const SSF_SESSION = 'idp-session-secret-ssf-4b8e1d55';
 
 describe('no secret, token or session id in logs, /metrics or the audit trail', () => {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      done();
-    },
-  });
+  const { lines, stream: sink } = logLines();
   const queuePrefix = `{${uniquePrefix('sec-leak')}}`;
   const sessionPrefix = uniquePrefix('sec-leak-s');
   let app: NestFastifyApplication;
@@ -96,15 +86,7 @@ describe('no secret, token or session id in logs, /metrics or the audit trail', 
       WEBHOOK_BODY_LIMIT: '64kb',
       ENQUEUE_TIMEOUT_MS: '15000',
     });
-    const logger = gatewayLogger(config, sink);
-    const moduleRef = await Test.createTestingModule({ imports: [GatewayModule.forRoot(config)] }).compile();
-    app = moduleRef.createNestApplication<NestFastifyApplication>(gatewayAdapter(config, logger), {
-      logger: new PinoNestLogger(logger),
-      bodyParser: false,
-    });
-    await configureGateway(app, config);
-    await app.init();
-    await app.getHttpAdapter().getInstance().ready();
+    app = await bootGateway(config, { logs: sink, nestLogs: true });
     sessionRedis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
     keys = new SessionKeys(
       new SessionStore({ redis: sessionRedis, prefix: sessionPrefix, tagSecret: TAG_SECRET }),

@@ -4,7 +4,9 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { type AppConfig, loadConfig } from '#config';
 import { REVOCATION_QUEUE, type RevocationCommand } from '#revocation';
-import { configureGateway, gatewayAdapter } from '../../apps/gateway/src/gateway.app.js';
+import { Writable } from 'node:stream';
+import { PinoNestLogger } from '#logging';
+import { configureGateway, gatewayAdapter, gatewayLogger } from '../../apps/gateway/src/gateway.app.js';
 import { GatewayModule } from '../../apps/gateway/src/gateway.module.js';
 import { deletePrefix, REDIS_URL } from './redis.js';
 
@@ -19,11 +21,30 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-/** The real gateway module on Fastify, configured and ready as main.ts makes it (not listening). */
-export async function bootGateway(config: AppConfig): Promise<NestFastifyApplication> {
+/** Log lines as the gateway writes them (JSON, one a line), kept for a test to inspect. */
+export function logLines(): { lines: string[]; stream: Writable } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { lines, stream };
+}
+
+/**
+ * The real gateway module on Fastify, configured and ready as main.ts makes it (not listening).
+ * With `logs`, its request log lines (and with `nestLogs`, Nest's own) go there at config.logLevel.
+ */
+export async function bootGateway(
+  config: AppConfig,
+  options: { logs?: Writable; nestLogs?: boolean } = {},
+): Promise<NestFastifyApplication> {
   const moduleRef = await Test.createTestingModule({ imports: [GatewayModule.forRoot(config)] }).compile();
-  const app = moduleRef.createNestApplication<NestFastifyApplication>(gatewayAdapter(config), {
-    logger: false,
+  const logger = options.logs ? gatewayLogger(config, options.logs) : undefined;
+  const app = moduleRef.createNestApplication<NestFastifyApplication>(gatewayAdapter(config, logger), {
+    logger: logger && options.nestLogs ? new PinoNestLogger(logger) : false,
     bodyParser: false,
   });
   try {

@@ -3,4 +3,4 @@
  * the configuration (the quarantine).
  */
 export type { RedisClient } from './redis-client.js';
-export { isStreamId } from './stream-id.js';
+export { canonicalStreamId, isStreamId } from './stream-id.js';

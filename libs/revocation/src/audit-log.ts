@@ -1,4 +1,4 @@
-import { isStreamId, type RedisClient } from '#redis/core';
+import { canonicalStreamId, type RedisClient } from '#redis/core';
 import type { RevocationCommand } from './revocation-command.js';
 
 /**
@@ -62,14 +62,11 @@ export class AuditLog {
     scanBudget?: number;
   }): Promise<{ entries: AuditEntry[]; next?: string }> {
     const { limit, userId } = options;
-    if (options.before !== undefined && !isStreamId(options.before))
-      throw new RangeError('before must be a stream id');
     // In canonical form ('00-0' is 0-0 to Redis). Nothing is older than 0-0, and Redis refuses an
     // exclusive range below it.
-    const before = options.before
-      ?.split('-')
-      .map((part) => BigInt(part).toString())
-      .join('-');
+    const before = options.before === undefined ? undefined : canonicalStreamId(options.before);
+    if (options.before !== undefined && before === undefined)
+      throw new RangeError('before must be a stream id');
     if (before === '0-0') return { entries: [] };
     let end = before === undefined ? '+' : `(${before}`;
     let budget = userId === undefined ? limit : Math.max(options.scanBudget ?? AuditLog.SCAN_BUDGET, 1);

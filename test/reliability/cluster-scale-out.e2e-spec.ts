@@ -4,7 +4,7 @@ import type { Cluster } from 'ioredis';
 import { type CreatedSession, SessionStore } from '#session-store';
 import { inBatches } from '../support/commands.js';
 import { deliver, userDeleted } from '../support/cluster-deliveries.js';
-import { type ServiceProcess, spawnService } from '../support/cluster-processes.js';
+import { type ServiceProcess, spawnServices } from '../support/cluster-processes.js';
 import { type FailoverCluster, startFailoverCluster } from '../support/cluster-redis.js';
 import {
   CLUSTER_QUEUE_PREFIX as QUEUE_PREFIX,
@@ -13,7 +13,7 @@ import {
   sessionsFromAnHourAgo,
 } from '../support/cluster-service.js';
 import { waitForQueuesIdle } from '../support/queues.js';
-import { freePorts, waitFor } from '../support/redis.js';
+import { waitFor } from '../support/redis.js';
 import { QueueKeys } from '#revocation';
 
 const SECRET = 'cluster-scale-webhook-secret';
@@ -46,18 +46,12 @@ describe('Redis Cluster: two gateway and two worker processes share the load', (
 
   beforeAll(async () => {
     cluster = await startFailoverCluster(3, 1);
-    const ports = await freePorts(4);
     const env = clusterEnv(
       cluster.seedUrl,
       { webhook: SECRET, tag: TAG_SECRET },
       { SWEEP_EVERY_MS: String(PERIOD), MEMORY_WATCH_EVERY_MS: String(PERIOD) },
     );
-    const started = await Promise.all([
-      spawnService('gateway', ports[0]!, env),
-      spawnService('gateway', ports[1]!, env),
-      spawnService('worker', ports[2]!, env),
-      spawnService('worker', ports[3]!, env),
-    ]);
+    const started = await spawnServices(['gateway', 'gateway', 'worker', 'worker'], env);
     gateways = started.slice(0, 2);
     workers = started.slice(2);
     workersUpAt = Date.now();

@@ -24,12 +24,31 @@ export interface ServiceProcess {
 /**
  * Starts the built gateway (EMBEDDED_WORKER=false) or worker as a child process with only PATH and
  * `env` in its environment, and resolves once its /health/live answers (so LOG_LEVEL may be warn).
+ * A port found free can be taken by a parallel suite (a cluster's bus port) before the child listens:
+ * on EADDRINUSE it starts again on another free port, twice at most (the returned `port` and `url`
+ * say where it listens).
  */
 export async function spawnService(
   role: 'gateway' | 'worker',
   port: number,
   env: Record<string, string>,
   timeoutMs = 30_000,
+): Promise<ServiceProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnOnce(role, port, env, timeoutMs);
+    } catch (err) {
+      if (attempt === 3 || !(err as Error).message.includes('EADDRINUSE')) throw err;
+      [port] = (await freePorts(1)) as [number];
+    }
+  }
+}
+
+async function spawnOnce(
+  role: 'gateway' | 'worker',
+  port: number,
+  env: Record<string, string>,
+  timeoutMs: number,
 ): Promise<ServiceProcess> {
   const main = role === 'gateway' ? GATEWAY_MAIN : WORKER_MAIN;
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` before these tests`);
@@ -82,14 +101,33 @@ export async function spawnService(
   return service;
 }
 
+/**
+ * Several services on spare ports, started together with the same environment. If one fails to
+ * start, the others are stopped before the error is thrown: a child left running would hold jest
+ * open after the run.
+ */
+export async function spawnServices(
+  roles: ('gateway' | 'worker')[],
+  env: Record<string, string>,
+): Promise<ServiceProcess[]> {
+  const ports = await freePorts(roles.length);
+  const started = await Promise.allSettled(roles.map((role, i) => spawnService(role, ports[i]!, env)));
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  const services = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  if (failed) {
+    await Promise.all(services.map((s) => s.stop()));
+    throw failed.reason;
+  }
+  return services;
+}
+
 /** A gateway and a worker on spare ports, started together with the same environment. */
 export async function spawnGatewayAndWorker(
   env: Record<string, string>,
 ): Promise<{ gateway: ServiceProcess; worker: ServiceProcess }> {
-  const [gatewayPort, workerPort] = (await freePorts(2)) as [number, number];
-  const [gateway, worker] = await Promise.all([
-    spawnService('gateway', gatewayPort, env),
-    spawnService('worker', workerPort, env),
-  ]);
+  const [gateway, worker] = (await spawnServices(['gateway', 'worker'], env)) as [
+    ServiceProcess,
+    ServiceProcess,
+  ];
   return { gateway, worker };
 }

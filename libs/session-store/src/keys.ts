@@ -32,8 +32,24 @@ export class KeySpace {
   userIndex(tag: string): string {
     return `${this.prefix}:{${tag}}:idx`;
   }
-  token(hash: string): string {
-    return `${this.prefix}:t:${hash}`;
+  /** A cached token's record, in its user's slot (so a read checks the user's stamps in one script). */
+  token(tag: string, hash: string): string {
+    return `${this.prefix}:{${tag}}:tk:${hash}`;
+  }
+  /** Which user slot a cached token lives in (its tag), for readers that know only the token. */
+  tokenPointer(hash: string): string {
+    return `${this.prefix}:tp:${hash}`;
+  }
+  /** The bounded set of tokens remembered as failed (zset: hash -> until); one slot with their reasons. */
+  tokenFailures(): string {
+    return `${this.prefix}:{tf}`;
+  }
+  tokenFailure(hash: string): string {
+    return `${this.prefix}:{tf}:${hash}`;
+  }
+  /** The single-flight lease and outcome of one token's verification, shared by every process. */
+  tokenFlight(hash: string): string {
+    return `${this.prefix}:tl:${hash}`;
   }
   expressSession(hash: string): string {
     return `${this.prefix}:es:${hash}`;

@@ -45,9 +45,11 @@ describe('Lua scripts and their includes', () => {
     const timed = scriptSources().filter(([, lua]) => readsTime(lua));
     expect(timed.map(([name]) => name).sort()).toEqual(
       [
+        'cacheToken',
         'createSession',
         'indexForeign',
         'indexMember',
+        'rememberFailure',
         'revokeIdpUser',
         'revokeUser',
         'saveExpressSession',
@@ -73,7 +75,14 @@ describe('Lua scripts and their includes', () => {
     }
     const keeping = scriptSources().filter(([, lua]) => /\bkeepIndex\(KEYS/.test(code(lua)));
     expect(keeping.map(([name]) => name).sort()).toEqual(
-      ['createSession', 'indexForeign', 'indexMember', 'touchSession'].sort(),
+      [
+        'cacheToken',
+        'createSession',
+        'indexForeign',
+        'indexMember',
+        'rememberFailure',
+        'touchSession',
+      ].sort(),
     );
     const indexMember = scriptSources().find(([name]) => name === 'indexMember')![1];
     expect(code(indexMember)).toMatch(/keepIndex\(KEYS\[1\], ARGV\[2\], ARGV\[1\], redisNow\(\), 'GT'\)/);

@@ -18,6 +18,10 @@ const SCRIPTS = {
   indexForeign: 2,
   unlinkOwned: 1,
   saveExpressSession: 1,
+  getToken: 3,
+  cacheToken: 4,
+  rememberFailure: 2,
+  finishFlight: 1,
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

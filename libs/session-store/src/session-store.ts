@@ -4,6 +4,7 @@ import { type KeySpace, parseIndexMember, secretHash, type IndexEntry } from './
 import { type ScanPosition, scanPages } from './scan.js';
 import type { RedisClient } from './scripts.js';
 import { StoreCore } from './store-core.js';
+import { type CacheTokenInput, type CachedToken, TokenCache, tokenRef } from './token-cache.js';
 import {
   checkClaims,
   checkGroups,
@@ -11,7 +12,6 @@ import {
   checkId,
   checkInstant,
   checkTtlSeconds,
-  checkToken,
   parseSessionId,
 } from './validation.js';
 
@@ -81,13 +81,6 @@ export interface RevokeResult {
   notBefore: number;
 }
 
-export interface CachedToken {
-  userId: string;
-  issuedAt: number;
-  expiresAt: number;
-  claims: Record<string, unknown>;
-}
-
 export interface SweepResult {
   /** Index keys looked at. */
   indexes: number;
@@ -118,6 +111,8 @@ export function coreOf(store: SessionStore): StoreCore {
 export class SessionStore {
   readonly keys: KeySpace;
   readonly clockSkewMs: number;
+  /** Validated tokens, cached in the users' slots and revoked with them (see TokenCache). */
+  readonly tokens: TokenCache;
   readonly #core: StoreCore;
   private readonly retentionMs: number;
   private readonly batchSize: number;
@@ -128,6 +123,7 @@ export class SessionStore {
     this.clockSkewMs = options.clockSkewMs ?? 5000;
     this.retentionMs = (options.stampRetentionSeconds ?? DEFAULT_TTL_DAYS_MS / 1000) * 1000;
     this.batchSize = options.batchSize ?? 500;
+    this.tokens = new TokenCache(this.#core);
     cores.set(this, this.#core);
   }
 
@@ -154,27 +150,12 @@ export class SessionStore {
 
     // The cross-slot indexes go first: if one of these writes fails, no session exists that a group
     // or IdP-session revocation could miss.
-    const stamps = await Promise.all([
-      idpHash
-        ? (this.#core.scripts.indexMember(
-            this.keys.idpIndex(idpHash),
-            this.keys.idpNotBeforeGlobal(idpHash),
-            `${tag}:${handle}`,
-            expiryBound,
-          ) as Promise<string>)
-        : '',
-      ...groups.map(
-        (g) =>
-          this.#core.scripts.indexMember(
-            this.keys.group(g),
-            this.keys.groupNotBefore(g),
-            userId,
-            expiryBound,
-          ) as Promise<string>,
-      ),
-    ]);
-    // The highest of the stamps kept outside the user's slot (IdP session, groups) that cover this login.
-    const outsideNotBefore = Math.max(0, ...stamps.map((nb) => Number(nb || 0)));
+    const outsideNotBefore = await this.#core.indexOutside(
+      idpHash ? { hash: idpHash, member: `${tag}:${handle}` } : undefined,
+      groups,
+      userId,
+      expiryBound,
+    );
 
     const [iat, exp] = (await this.#core.mapErrors(
       this.#core.scripts.createSession(
@@ -239,19 +220,12 @@ export class SessionStore {
     const bound = expiresAt + this.clockSkewMs;
     const groups = row[2] ? (JSON.parse(row[2]) as string[]) : [];
     const userId = row[3];
-    await Promise.all([
-      row[1]
-        ? this.#core.scripts.indexMember(
-            this.keys.idpIndex(row[1]),
-            this.keys.idpNotBeforeGlobal(row[1]),
-            `${tag}:${handle}`,
-            bound,
-          )
-        : undefined,
-      ...groups.map((g) =>
-        this.#core.scripts.indexMember(this.keys.group(g), this.keys.groupNotBefore(g), userId, bound),
-      ),
-    ]);
+    await this.#core.indexOutside(
+      row[1] ? { hash: row[1], member: `${tag}:${handle}` } : undefined,
+      groups,
+      userId,
+      bound,
+    );
     return { expiresAt };
   }
 
@@ -280,18 +254,21 @@ export class SessionStore {
     const cutoff =
       options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
     const tag = this.keys.userTag(userId);
-    const [nb, redisNow, indexed, deletedHere] = (await this.#core.scripts.revokeUser(
+    const [nb, redisNow, indexed, deletedHere, tokensHere] = (await this.#core.scripts.revokeUser(
       this.keys.notBefore(tag),
       this.keys.userIndex(tag),
       cutoff,
       this.retentionMs,
       this.batchSize,
       this.keys.session(tag, ''),
-    )) as [string, string, number, number];
+      this.keys.token(tag, ''),
+    )) as [string, string, number, number, number];
     const answered = performance.now();
     const notBefore = Number(nb);
     const { sessions, tokens } =
-      deletedHere >= 0 ? { sessions: deletedHere, tokens: 0 } : await this.purgeUser(tag, notBefore, indexed);
+      deletedHere >= 0
+        ? { sessions: deletedHere, tokens: tokensHere }
+        : await this.purgeUser(tag, notBefore, indexed);
     if (cutoff === '') await waitPast(notBefore - Number(redisNow), answered);
     return { revoked: sessions, tokens, notBefore };
   }
@@ -317,24 +294,28 @@ export class SessionStore {
       '1',
     )) as string[];
     const answered = performance.now();
-    const byTag = new Map<string, string[]>();
+    // Members are '<tag>:<handle>' for a session, '<tag>:t.<hash>' for a cached token.
+    const byTag = new Map<string, { key: string; entry: string }[]>();
     if (options.userId !== undefined) byTag.set(this.keys.userTag(options.userId), []);
     for (const member of members) {
-      const [tag, handle] = member.split(':') as [string, string];
-      byTag.set(tag, [...(byTag.get(tag) ?? []), handle]);
+      const [tag, id] = member.split(':') as [string, string];
+      const record = id.startsWith('t.')
+        ? { key: this.keys.token(tag, id.slice(2)), entry: `t:${id.slice(2)}` }
+        : { key: this.keys.session(tag, id), entry: `s:${id}` };
+      byTag.set(tag, [...(byTag.get(tag) ?? []), record]);
     }
     const counts = await Promise.all(
       [...byTag].map(
-        ([tag, handles]) =>
+        ([tag, records]) =>
           this.#core.scripts.revokeIdpUser(
-            2 + handles.length,
+            2 + records.length,
             this.keys.idpNotBefore(tag),
             this.keys.userIndex(tag),
-            ...handles.map((h) => this.keys.session(tag, h)),
+            ...records.map((r) => r.key),
             idpHash,
             nb!,
             this.retentionMs,
-            ...handles,
+            ...records.map((r) => r.entry),
           ) as Promise<number>,
       ),
     );
@@ -458,63 +439,19 @@ export class SessionStore {
   }
 
   /**
-   * Caches a validated token under its hash, indexed with its user: it expires with the token and is
-   * revoked with the user. `issuedAt` defaults to the `iat` claim (seconds), else now.
+   * Caches a validated token under its hash, indexed with its user (and its IdP session and groups
+   * when given): it expires with the token and is revoked with the user. `issuedAt` defaults to the
+   * `iat` claim (seconds), else now. See TokenCache (`store.tokens`) for the verifier's fuller API.
    */
-  async cacheToken(
-    token: string,
-    input: { userId: string; expiresAt: number; claims?: Record<string, unknown>; issuedAt?: number },
-  ): Promise<{ expiresAt: number }> {
-    checkToken(token);
-    const userId = checkId(input?.userId, 'userId');
-    const expiresAt = checkInstant(input.expiresAt, 'expiresAt');
-    if (expiresAt <= Date.now()) throw new InvalidArgumentError('expiresAt is already past');
-    const claims = checkClaims(input.claims);
-    const iatClaim = input.claims?.['iat'];
-    const issuedAt =
-      input.issuedAt !== undefined
-        ? checkInstant(input.issuedAt, 'issuedAt')
-        : typeof iatClaim === 'number' && Number.isFinite(iatClaim)
-          ? Math.floor(iatClaim * 1000)
-          : undefined;
-    const tag = this.keys.userTag(userId);
-    const hash = secretHash(token);
-    const iat = (await this.#core.mapErrors(
-      this.#core.scripts.indexForeign(
-        this.keys.notBefore(tag),
-        this.keys.userIndex(tag),
-        't',
-        hash,
-        issuedAt ?? '',
-        expiresAt,
-      ),
-    )) as string;
-    const key = this.keys.token(hash);
-    const fields: Record<string, string> = { uid: userId, tag, iat, exp: String(expiresAt) };
-    if (claims) fields['c'] = claims;
-    await this.#core.redis.multi().hset(key, fields).pexpireat(key, expiresAt).exec();
+  async cacheToken(token: string, input: CacheTokenInput): Promise<{ expiresAt: number }> {
+    const { expiresAt } = await this.tokens.write(tokenRef(token), input);
     return { expiresAt };
   }
 
   /** The cached token's user and claims, or null when unknown, expired or revoked with its user. */
   async getCachedToken(token: string): Promise<CachedToken | null> {
-    checkToken(token);
-    const [userId, tag, iat, exp, claims] = await this.#core.redis.hmget(
-      this.keys.token(secretHash(token)),
-      'uid',
-      'tag',
-      'iat',
-      'exp',
-      'c',
-    );
-    if (!userId || !tag || !iat || !exp) return null;
-    if (Number(iat) < Number((await this.#core.redis.get(this.keys.notBefore(tag))) ?? 0)) return null;
-    return {
-      userId,
-      issuedAt: Number(iat),
-      expiresAt: Number(exp),
-      claims: claims ? (JSON.parse(claims) as Record<string, unknown>) : {},
-    };
+    const found = await this.tokens.read(tokenRef(token));
+    return found.state === 'hit' ? found.token : null;
   }
 
   /**
@@ -577,23 +514,26 @@ export class SessionStore {
         if (entry && entry.issuedAt < notBefore) doomed.push(entry);
         else offset++;
       }
-      const local = doomed.filter((e) => e.kind === 's');
-      const foreign = doomed.filter((e) => e.kind !== 's');
-      const [deletedLocal, deletedForeign] = await Promise.all([
-        local.length
+      const ofKind = (kind: IndexEntry['kind']) => doomed.filter((e) => e.kind === kind);
+      const deleteHere = (entries: IndexEntry[], keyOf: (id: string) => string) =>
+        entries.length
           ? (this.#core.scripts.deleteEntries(
-              1 + local.length,
+              1 + entries.length,
               index,
-              ...local.map((e) => this.keys.session(tag, e.id)),
+              ...entries.map((e) => keyOf(e.id)),
               notBefore,
-              ...local.map((e) => e.member),
+              ...entries.map((e) => e.member),
             ) as Promise<number>)
-          : 0,
+          : 0;
+      const foreign = ofKind('e');
+      const [deletedSessions, deletedTokens, deletedForeign] = await Promise.all([
+        deleteHere(ofKind('s'), (id) => this.keys.session(tag, id)),
+        deleteHere(ofKind('t'), (id) => this.keys.token(tag, id)),
         Promise.all(
           foreign.map(
             (e) =>
               this.#core.scripts.unlinkOwned(
-                e.kind === 't' ? this.keys.token(e.id) : this.keys.expressSession(e.id),
+                this.keys.expressSession(e.id),
                 tag,
                 String(e.issuedAt),
               ) as Promise<number>,
@@ -601,11 +541,8 @@ export class SessionStore {
         ),
       ]);
       if (foreign.length) await this.#core.redis.zrem(index, ...foreign.map((e) => e.member));
-      sessions += deletedLocal;
-      foreign.forEach((e, i) => {
-        if (e.kind === 't') tokens += deletedForeign[i]!;
-        else sessions += deletedForeign[i]!;
-      });
+      sessions += deletedSessions + deletedForeign.reduce((a, b) => a + b, 0);
+      tokens += deletedTokens;
       if (members.length < this.batchSize) break;
     }
     return { sessions, tokens };

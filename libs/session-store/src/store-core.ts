@@ -25,6 +25,35 @@ export class StoreCore {
     this.scripts = defineScripts(this.redis);
   }
 
+  /**
+   * Before a session or token is written, records it in its IdP session's index (`idp`: the IdP-session
+   * hash and the member `<tag>:<kind id>`) and in each group's index (member: the user id), each in its
+   * own slot, and returns the highest of those indexes' not-befores (0 when none): the caller's write
+   * script refuses a record born before it, so a login racing a back-channel logout or a group's
+   * fan-out cannot slip past.
+   */
+  async indexOutside(
+    idp: { hash: string; member: string } | undefined,
+    groups: readonly string[],
+    userId: string,
+    expiryBound: number,
+  ): Promise<number> {
+    const stamps = (await Promise.all([
+      idp
+        ? this.scripts.indexMember(
+            this.keys.idpIndex(idp.hash),
+            this.keys.idpNotBeforeGlobal(idp.hash),
+            idp.member,
+            expiryBound,
+          )
+        : '',
+      ...groups.map((g) =>
+        this.scripts.indexMember(this.keys.group(g), this.keys.groupNotBefore(g), userId, expiryBound),
+      ),
+    ])) as string[];
+    return Math.max(0, ...stamps.map((nb) => Number(nb || 0)));
+  }
+
   /** Awaits a script call; an error the script replied with on purpose becomes the store's own. */
   async mapErrors<T>(call: Promise<T>): Promise<T> {
     try {

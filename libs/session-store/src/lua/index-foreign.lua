@@ -1,5 +1,5 @@
--- index-foreign: index a record that lives outside the user's slot (a cached token, an
--- express-session record) under the user, unless a not-before stamp already covers it.
+-- index-foreign: index a record that lives outside the user's slot (an express-session record; the
+-- kind is kept for older records) under the user, unless a not-before stamp already covers it.
 -- KEYS[1] user not-before   KEYS[2] user index
 -- ARGV[1] kind ('t' or 'e')   ARGV[2] record id   ARGV[3] issuedAt ms or '' (then Redis time)   ARGV[4] expiresAt ms
 -- Returns the issuedAt used; an error with code REVOKED when the record was issued before the user's

@@ -1,0 +1,36 @@
+-- cache-token: write a verified token's record and its index entry in the user's slot, atomically,
+-- unless a not-before stamp already covers it (a token issued before its user's revocation is refused
+-- even when it verifies). Mirrors create-session.
+-- KEYS[1] token record (hash)   KEYS[2] user not-before   KEYS[3] user index   KEYS[4] user IdP-session not-before (hash)
+-- ARGV[1] user id   ARGV[2] issuedAt ms or '' (then Redis time)   ARGV[3] the token's expiry ms
+-- ARGV[4] keep the record until (ms, at most ARGV[3])   ARGV[5] IdP-session hash or ''
+-- ARGV[6] the highest not-before kept outside this slot that covers the token (IdP session, groups) or ''
+-- ARGV[7] claims (JSON) or ''   ARGV[8] the token's hash
+-- Returns the issuedAt used; an error with code REVOKED or EXPIRED.
+--#include redis-now
+--#include index-upkeep
+local now = redisNow()
+local iat = now
+if ARGV[2] ~= '' then iat = tonumber(ARGV[2]) end
+local keep = tonumber(ARGV[4])
+if keep <= now then return redis.error_reply('EXPIRED the token expires before it could be cached') end
+if iat < tonumber(redis.call('GET', KEYS[2]) or '0') then
+  return redis.error_reply("REVOKED issued before the user's not-before")
+end
+if ARGV[6] ~= '' and iat < tonumber(ARGV[6]) then
+  return redis.error_reply("REVOKED issued before a not-before kept outside the user's slot (IdP session, group)")
+end
+local ih = ARGV[5]
+if ih ~= '' and iat < tonumber(redis.call('HGET', KEYS[4], ih) or '0') then
+  return redis.error_reply("REVOKED issued before its IdP session's not-before")
+end
+local siat = string.format('%.0f', iat)
+local skeep = string.format('%.0f', keep)
+local fields = { 'uid', ARGV[1], 'iat', siat, 'exp', ARGV[3] }
+if ih ~= '' then table.insert(fields, 'ih'); table.insert(fields, ih) end
+if ARGV[7] ~= '' then table.insert(fields, 'c'); table.insert(fields, ARGV[7]) end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('PEXPIREAT', KEYS[1], skeep)
+keepIndex(KEYS[3], skeep, 't:' .. siat .. ':' .. ARGV[8], now)
+return siat

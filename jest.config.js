@@ -6,7 +6,7 @@ export default {
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
-    '^#(session-store|revocation|identity-events|config|redis|metrics|health|logging)$':
+    '^#(session-store|token-verifier|revocation|identity-events|config|redis|metrics|health|logging)$':
       '<rootDir>/libs/$1/src/index.ts',
     '^#redis/core$': '<rootDir>/libs/redis/src/core.ts',
     '^#session-store/lua$': '<rootDir>/libs/session-store/src/lua.ts',

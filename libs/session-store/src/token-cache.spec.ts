@@ -170,6 +170,11 @@ function contract(
       await store.tokens.finishFlight(ref, owner[0]!, { cachedUnder: 'some-tag' }, 5000);
       expect(await store.tokens.flight(ref)).toEqual({ state: 'cached', tag: 'some-tag' });
       expect(await store.tokens.flight(tokenRef(token()))).toEqual({ state: 'none' });
+      // An owner that could not verify frees the flight for the next caller.
+      const second = tokenRef(token());
+      const mine = (await store.tokens.claimFlight(second, 5000))!;
+      await store.tokens.finishFlight(second, mine, { giveUp: true }, 5000);
+      expect(await store.tokens.flight(second)).toEqual({ state: 'none' });
     });
   });
 }

@@ -74,6 +74,11 @@ export class TokenCache {
     this.tagsKept = Math.max(0, options.tagsKept ?? DEFAULT_TAGS_KEPT);
   }
 
+  /** Whether this process remembers where the token's record lives (a read then needs no hint). */
+  remembers(ref: TokenRef): boolean {
+    return this.tags.has(ref.hash);
+  }
+
   /** The user tag a token's record would live under: the routing part of the cache, no secret. */
   tagOf(userId: string): string {
     return this.core.keys.userTag(userId);
@@ -208,14 +213,22 @@ export class TokenCache {
     return ok === 'OK' ? owner : null;
   }
 
-  /** Leaves the flight's outcome for its waiters for `keepMs`: cached under a user tag, or failed. */
+  /**
+   * Leaves the flight's outcome for its waiters for `keepMs`: cached under a user tag, or failed; or,
+   * with `giveUp`, frees the flight for the next caller (the owner could not verify the token).
+   */
   async finishFlight(
     ref: TokenRef,
     owner: string,
-    outcome: { cachedUnder: string } | { failed: string },
+    outcome: { cachedUnder: string } | { failed: string } | { giveUp: true },
     keepMs: number,
   ): Promise<void> {
-    const value = 'cachedUnder' in outcome ? `c:${outcome.cachedUnder}` : `f:${outcome.failed}`;
+    const value =
+      'cachedUnder' in outcome
+        ? `c:${outcome.cachedUnder}`
+        : 'failed' in outcome
+          ? `f:${outcome.failed}`
+          : '';
     await this.core.scripts.finishFlight(
       this.core.keys.tokenFlight(ref.hash),
       owner,

@@ -16,14 +16,19 @@ import { BackchannelLogoutController } from './webhooks/backchannel-logout.contr
 import { PingOneAuthGuard } from './webhooks/pingone-auth.guard.js';
 import { PingOneWebhookController } from './webhooks/pingone-webhook.controller.js';
 import { SsfController } from './webhooks/ssf.controller.js';
+import { IntrospectController } from './tokens/introspect.controller.js';
+import { IntrospectionAuth } from './tokens/introspection-auth.js';
+import { tokenVerifierProvider } from './tokens/token-verifier.provider.js';
 
 /**
  * HTTP in: authenticate, parse and normalise every source (webhooks/), then store it durably
- * (enqueue/); the admin API (admin/) revokes through the same enqueue step.
+ * (enqueue/); the admin API (admin/) revokes through the same enqueue step; tokens/ answers RFC 7662
+ * introspection from the token verifier.
  */
 @Module({})
 export class GatewayModule {
   static forRoot(config: AppConfig, options: { metrics?: RevokerMetrics } = {}): DynamicModule {
+    const tokens = config.tokens.issuers.length > 0;
     return {
       module: GatewayModule,
       imports: [
@@ -42,7 +47,14 @@ export class GatewayModule {
           sessionStore: 'optional',
         }),
       ],
-      controllers: [PingOneWebhookController, BackchannelLogoutController, SsfController, AdminController],
+      controllers: [
+        PingOneWebhookController,
+        BackchannelLogoutController,
+        SsfController,
+        AdminController,
+        // The token verifier's endpoint exists when token issuers are configured.
+        ...(tokens ? [IntrospectController] : []),
+      ],
       providers: [
         IngestService,
         quarantineProvider,
@@ -53,6 +65,7 @@ export class GatewayModule {
         AdminAuditInterceptor,
         AdminDeadlineInterceptor,
         { provide: APP_FILTER, useClass: RedisUnavailableFilter },
+        ...(tokens ? [tokenVerifierProvider, IntrospectionAuth] : []),
       ],
     };
   }

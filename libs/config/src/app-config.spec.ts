@@ -178,6 +178,124 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...bcl({ keys: [EC_PUBLIC] }), CONFIG_FILE: file }).oidcIssuers).toHaveLength(2);
   });
 
+  describe('the token verifier', () => {
+    const SHA = 'a'.repeat(64);
+    const base = {
+      SESSION_TAG_SECRET: 'tag-secret-0123456789',
+      TOKEN_ISSUER: 'https://auth.pingone.eu/env/as',
+      TOKEN_AUDIENCE: 'api-a,api-b',
+      TOKEN_JWKS_URI: 'https://auth.pingone.eu/env/as/jwks',
+    };
+
+    it('is off without issuers, and reads one from TOKEN_* with its cache settings', () => {
+      expect(loadConfig({}).tokens).toMatchObject({
+        issuers: [],
+        maxTtlSeconds: 300,
+        negativeTtlSeconds: 10,
+      });
+      const config = loadConfig({
+        ...base,
+        TOKEN_INTROSPECTION_URI: 'https://pf.example.com/as/introspect.oauth2',
+        TOKEN_INTROSPECTION_CLIENT_ID: 'rs',
+        TOKEN_INTROSPECTION_CLIENT_SECRET: 's3cret',
+        TOKEN_GROUPS_CLAIM: 'groups',
+        TOKEN_CACHE_MAX_TTL_SECONDS: '60',
+        TOKEN_WHEN_REDIS_DOWN: 'verify-jwt-unchecked',
+        INTROSPECTION_CLIENTS: `kong:${SHA},envoy:${SHA.toUpperCase()}`,
+      });
+      expect(config.tokens).toEqual({
+        issuers: [
+          {
+            issuer: base.TOKEN_ISSUER,
+            audience: ['api-a', 'api-b'],
+            jwksUri: base.TOKEN_JWKS_URI,
+            groupsClaim: 'groups',
+            introspection: {
+              uri: 'https://pf.example.com/as/introspect.oauth2',
+              clientId: 'rs',
+              clientSecret: 's3cret',
+              timeoutMs: 3000,
+            },
+          },
+        ],
+        maxTtlSeconds: 60,
+        negativeTtlSeconds: 10,
+        negativeMaxEntries: 10_000,
+        whenRedisDown: 'verify-jwt-unchecked',
+        introspectionClients: [
+          { id: 'kong', sha256: SHA },
+          { id: 'envoy', sha256: SHA },
+        ],
+      });
+    });
+
+    it('refuses token settings that cannot work, naming the setting', () => {
+      const refusals: [Record<string, string>, RegExp][] = [
+        [{ ...base, SESSION_TAG_SECRET: '' }, /^SESSION_TAG_SECRET: required with token issuers/],
+        [{ TOKEN_AUDIENCE: 'x' }, /^TOKEN_ISSUER: required/],
+        [{ ...base, TOKEN_JWKS_URI: '' }, /^TOKEN_ISSUER: give jwksUri, jwks or introspection/],
+        [
+          { ...base, TOKEN_INTROSPECTION_URI: 'https://pf.example.com/i' },
+          /^TOKEN_INTROSPECTION_URI: give it with/,
+        ],
+        [{ ...base, TOKEN_JWKS: '{' }, /^TOKEN_JWKS: not valid JSON/],
+        [{ ...base, TOKEN_JWKS_URI: 'http://idp.example.com/jwks' }, /^TOKEN_JWKS_URI: must be an https/],
+        [
+          {
+            ...base,
+            TOKEN_INTROSPECTION_URI: 'http://pf.example.com/as/introspect.oauth2',
+            TOKEN_INTROSPECTION_CLIENT_ID: 'rs',
+            TOKEN_INTROSPECTION_CLIENT_SECRET: 's',
+          },
+          /^TOKEN_INTROSPECTION_URI: must be an https/,
+        ],
+        [{ ...base, INTROSPECTION_CLIENTS: 'kong:not-a-digest' }, /^INTROSPECTION_CLIENTS: each entry/],
+        [{ ...base, TOKEN_WHEN_REDIS_DOWN: 'open' }, /^TOKEN_WHEN_REDIS_DOWN/],
+      ];
+      for (const [env, message] of refusals) {
+        const err = (() => {
+          try {
+            loadConfig(env);
+          } catch (e) {
+            return e;
+          }
+          return undefined;
+        })();
+        expect({ env, err: err instanceof ConfigError ? err.message : err }).toEqual({
+          env,
+          err: expect.stringMatching(message),
+        });
+      }
+    });
+
+    it('reads more issuers from tokenIssuers in CONFIG_FILE, each once', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'token-config-'));
+      const file = join(dir, 'config.yaml');
+      writeFileSync(
+        file,
+        [
+          'tokenIssuers:',
+          '  - issuer: https://pf.example.com',
+          '    introspection: { uri: https://pf.example.com/as/introspect.oauth2, clientId: rs, clientSecret: s }',
+          '    userClaim: username',
+        ].join('\n'),
+      );
+      const config = loadConfig({ ...base, CONFIG_FILE: file });
+      expect(config.tokens.issuers.map((i) => i.issuer)).toEqual([
+        base.TOKEN_ISSUER,
+        'https://pf.example.com',
+      ]);
+      expect(config.tokens.issuers[1]).toMatchObject({ userClaim: 'username' });
+      writeFileSync(
+        file,
+        ['tokenIssuers:', `  - { issuer: '${base.TOKEN_ISSUER}', jwksUri: '${base.TOKEN_JWKS_URI}' }`].join(
+          '\n',
+        ),
+      );
+      expect(() => loadConfig({ ...base, CONFIG_FILE: file })).toThrow(/configured twice/);
+    });
+  });
+
   it('the README documents exactly the variables the schema reads', () => {
     const readme = readFileSync('README.md', 'utf8');
     const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('## Benchmarks'));

@@ -93,11 +93,41 @@ const JwtIssuerSchema = z
   })
   .refine((i) => Boolean(i.jwksUri) !== Boolean(i.jwks), 'give exactly one of jwksUri and jwks');
 
+/** An issuer of access tokens for the token verifier: keys for its JWTs, introspection for opaque ones. */
+const TokenIssuerSchema = z
+  .object({
+    issuer: z.string().min(1),
+    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    jwksUri: jwksUrl.optional(),
+    jwks: jwks.optional(),
+    algorithms: z
+      .array(z.string().regex(/^(RS|PS|ES)(256|384|512)$|^EdDSA$/, 'asymmetric algorithms only'))
+      .optional(),
+    requireAtJwtTyp: z.boolean().optional(),
+    userClaim: z.string().min(1).optional(),
+    groupsClaim: z.string().min(1).optional(),
+    introspection: z
+      .object({
+        uri: z.string().url(),
+        clientId: z.string().min(1),
+        clientSecret: z.string().min(1),
+        timeoutMs: z.number().int().min(100).max(60_000).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((i) => !(i.jwksUri && i.jwks), 'give at most one of jwksUri and jwks')
+  .refine((i) => i.jwksUri || i.jwks || i.introspection, 'give jwksUri, jwks or introspection');
+
+export type TokenIssuerSettings = z.infer<typeof TokenIssuerSchema>;
+
 /** What CONFIG_FILE may hold: several issuers and transmitters, and the PingOne event mapping. */
 const ConfigFileSchema = z
   .object({
     oidcIssuers: z.array(JwtIssuerSchema).default([]),
     ssfTransmitters: z.array(JwtIssuerSchema).default([]),
+    tokenIssuers: z.array(TokenIssuerSchema).default([]),
     pingone: z.object({ mapping: PingOneMapping.optional() }).strict().default({}),
   })
   .strict();
@@ -195,6 +225,24 @@ const EnvSchema = z.object({
   ADMIN_RATE_LIMIT_PER_MINUTE: int(1).default(600),
   ADMIN_AUTH_FAILURES_PER_MINUTE: int(1).default(30),
   ADMIN_WAIT_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  TOKEN_ISSUER: z.string().optional(),
+  TOKEN_AUDIENCE: z.string().optional(),
+  TOKEN_JWKS_URI: z.string().url().optional(),
+  TOKEN_JWKS: z.string().optional(),
+  TOKEN_INTROSPECTION_URI: z.string().url().optional(),
+  TOKEN_INTROSPECTION_CLIENT_ID: z.string().optional(),
+  TOKEN_INTROSPECTION_CLIENT_SECRET: z.string().optional(),
+  TOKEN_INTROSPECTION_TIMEOUT_MS: int(100, 60_000).default(3000),
+  TOKEN_REQUIRE_AT_JWT: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
+  TOKEN_GROUPS_CLAIM: z.string().optional(),
+  TOKEN_CACHE_MAX_TTL_SECONDS: int(1, 86_400).default(300),
+  TOKEN_NEGATIVE_CACHE_SECONDS: int(0, 3600).default(10),
+  TOKEN_NEGATIVE_CACHE_MAX_ENTRIES: int(0).default(10_000),
+  TOKEN_WHEN_REDIS_DOWN: z.enum(['fail-closed', 'verify-jwt-unchecked']).default('fail-closed'),
+  INTROSPECTION_CLIENTS: z.string().optional(),
   CONFIG_FILE: z.string().optional(),
 });
 
@@ -269,6 +317,16 @@ export interface AppConfig {
     memoryWatchEveryMs: number;
     memoryWarnFraction: number;
   };
+  /** The token verifier behind POST /oauth2/introspect (off when no issuer is configured). */
+  tokens: {
+    issuers: TokenIssuerSettings[];
+    maxTtlSeconds: number;
+    negativeTtlSeconds: number;
+    negativeMaxEntries: number;
+    whenRedisDown: 'fail-closed' | 'verify-jwt-unchecked';
+    /** Resource servers allowed to call the endpoint with HTTP Basic: client id and SHA-256 of its secret. */
+    introspectionClients: { id: string; sha256: string }[];
+  };
   auditMaxEntries: number;
   allowEvictingQueueRedis: boolean;
   /** Run the worker inside the gateway process (the single-process default). */
@@ -315,7 +373,12 @@ function readConfigFile(path: string): z.infer<typeof ConfigFileSchema> {
   return parsed.data;
 }
 
-export const ADMIN_SCOPES = ['sessions:read', 'sessions:revoke', 'queues:admin'] as const;
+export const ADMIN_SCOPES = [
+  'sessions:read',
+  'sessions:revoke',
+  'queues:admin',
+  'tokens:introspect',
+] as const;
 export type AdminScope = (typeof ADMIN_SCOPES)[number];
 
 export interface AdminApiKey {
@@ -350,6 +413,81 @@ function parseAdminKeys(value: string | undefined, plain: string | undefined): A
     });
   return keys;
 }
+
+/** INTROSPECTION_CLIENTS: `client_id:sha256hex`, comma-separated. */
+function parseIntrospectionClients(value: string | undefined): { id: string; sha256: string }[] {
+  return list(value).map((entry) => {
+    const colon = entry.lastIndexOf(':');
+    const id = entry.slice(0, colon);
+    const sha256 = entry.slice(colon + 1).toLowerCase();
+    if (colon <= 0 || !/^[\x21-\x7e]{1,128}$/.test(id) || !/^[0-9a-f]{64}$/.test(sha256))
+      throw new ConfigError('INTROSPECTION_CLIENTS: each entry must be client_id:sha256hex of its secret');
+    return { id, sha256 };
+  });
+}
+
+/** The token issuer of the TOKEN_* settings, if any. */
+function tokenIssuerFromEnv(env: z.infer<typeof EnvSchema>): TokenIssuerSettings | undefined {
+  const given = Object.entries(env).filter(
+    ([k, v]) => k.startsWith('TOKEN_') && v !== undefined && !TOKEN_SETTINGS_WITH_DEFAULTS.includes(k),
+  );
+  if (given.length === 0) return undefined;
+  if (!env.TOKEN_ISSUER) throw new ConfigError('TOKEN_ISSUER: required when TOKEN_* settings are given');
+  const introspection = [
+    env.TOKEN_INTROSPECTION_URI,
+    env.TOKEN_INTROSPECTION_CLIENT_ID,
+    env.TOKEN_INTROSPECTION_CLIENT_SECRET,
+  ];
+  if (introspection.some(Boolean) && !introspection.every(Boolean))
+    throw new ConfigError(
+      'TOKEN_INTROSPECTION_URI: give it with TOKEN_INTROSPECTION_CLIENT_ID and TOKEN_INTROSPECTION_CLIENT_SECRET',
+    );
+  let keys: unknown;
+  if (env.TOKEN_JWKS) {
+    try {
+      keys = JSON.parse(env.TOKEN_JWKS);
+    } catch {
+      throw new ConfigError('TOKEN_JWKS: not valid JSON');
+    }
+  }
+  const audience = env.TOKEN_AUDIENCE;
+  const parsed = TokenIssuerSchema.safeParse({
+    issuer: env.TOKEN_ISSUER,
+    ...(audience ? { audience: audience.includes(',') ? list(audience) : audience } : {}),
+    ...(env.TOKEN_JWKS_URI ? { jwksUri: env.TOKEN_JWKS_URI } : {}),
+    ...(keys !== undefined ? { jwks: keys } : {}),
+    ...(env.TOKEN_REQUIRE_AT_JWT ? { requireAtJwtTyp: true } : {}),
+    ...(env.TOKEN_GROUPS_CLAIM ? { groupsClaim: env.TOKEN_GROUPS_CLAIM } : {}),
+    ...(env.TOKEN_INTROSPECTION_URI
+      ? {
+          introspection: {
+            uri: env.TOKEN_INTROSPECTION_URI,
+            clientId: env.TOKEN_INTROSPECTION_CLIENT_ID,
+            clientSecret: env.TOKEN_INTROSPECTION_CLIENT_SECRET,
+            timeoutMs: env.TOKEN_INTROSPECTION_TIMEOUT_MS,
+          },
+        }
+      : {}),
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name =
+      { issuer: 'TOKEN_ISSUER', audience: 'TOKEN_AUDIENCE', jwksUri: 'TOKEN_JWKS_URI', jwks: 'TOKEN_JWKS' }[
+        String(issue.path[0])
+      ] ?? 'TOKEN_ISSUER';
+    throw new ConfigError(`${name}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+const TOKEN_SETTINGS_WITH_DEFAULTS = [
+  'TOKEN_INTROSPECTION_TIMEOUT_MS',
+  'TOKEN_REQUIRE_AT_JWT',
+  'TOKEN_CACHE_MAX_TTL_SECONDS',
+  'TOKEN_NEGATIVE_CACHE_SECONDS',
+  'TOKEN_NEGATIVE_CACHE_MAX_ENTRIES',
+  'TOKEN_WHEN_REDIS_DOWN',
+];
 
 /** TRUSTED_PROXIES: IP addresses and CIDR ranges, comma-separated; anything else stops start-up. */
 function trustedProxies(raw: string | undefined): string[] {
@@ -445,6 +583,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const adminJwt = issuerFromEnv('ADMIN_JWT', e);
   const oidcIssuers = distinctIssuers('OIDC_BCL_ISSUER', 'oidcIssuers', bcl, file.oidcIssuers);
   const ssfTransmitters = distinctIssuers('SSF_ISSUER', 'ssfTransmitters', ssf, file.ssfTransmitters);
+  const envTokenIssuer = tokenIssuerFromEnv(e);
+  const tokenIssuers = [...(envTokenIssuer ? [envTokenIssuer] : []), ...file.tokenIssuers];
+  const seenTokenIssuers = new Set<string>();
+  for (const { issuer } of tokenIssuers) {
+    if (seenTokenIssuers.has(issuer))
+      throw new ConfigError(`TOKEN_ISSUER / CONFIG_FILE tokenIssuers: issuer ${issuer} is configured twice`);
+    seenTokenIssuers.add(issuer);
+  }
+  if (tokenIssuers.length > 0 && !e.SESSION_TAG_SECRET)
+    throw new ConfigError(
+      'SESSION_TAG_SECRET: required with token issuers (the verifier caches tokens in the session store)',
+    );
   if (!e.ALLOW_HTTP_JWKS)
     for (const [where, uri] of [
       ['OIDC_BCL_JWKS_URI', bcl?.jwksUri],
@@ -453,6 +603,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ...file.oidcIssuers.map((i, n) => [`CONFIG_FILE oidcIssuers[${n}].jwksUri`, i.jwksUri] as const),
       ...file.ssfTransmitters.map(
         (i, n) => [`CONFIG_FILE ssfTransmitters[${n}].jwksUri`, i.jwksUri] as const,
+      ),
+      ['TOKEN_JWKS_URI', envTokenIssuer?.jwksUri],
+      ...file.tokenIssuers.map((i, n) => [`CONFIG_FILE tokenIssuers[${n}].jwksUri`, i.jwksUri] as const),
+      // The client secret goes to the introspection endpoint: the same rule as for keys.
+      ['TOKEN_INTROSPECTION_URI', envTokenIssuer?.introspection?.uri],
+      ...file.tokenIssuers.map(
+        (i, n) => [`CONFIG_FILE tokenIssuers[${n}].introspection.uri`, i.introspection?.uri] as const,
       ),
     ] as [string, string | undefined][])
       checkJwksTransport(where, uri);
@@ -534,6 +691,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       sweepKeysPerRun: e.SWEEP_KEYS_PER_RUN,
       memoryWatchEveryMs: e.MEMORY_WATCH_EVERY_MS,
       memoryWarnFraction: e.MEMORY_WARN_FRACTION,
+    },
+    tokens: {
+      issuers: tokenIssuers,
+      maxTtlSeconds: e.TOKEN_CACHE_MAX_TTL_SECONDS,
+      negativeTtlSeconds: e.TOKEN_NEGATIVE_CACHE_SECONDS,
+      negativeMaxEntries: e.TOKEN_NEGATIVE_CACHE_MAX_ENTRIES,
+      whenRedisDown: e.TOKEN_WHEN_REDIS_DOWN,
+      introspectionClients: parseIntrospectionClients(e.INTROSPECTION_CLIENTS),
     },
     auditMaxEntries: e.AUDIT_MAX_ENTRIES,
     allowEvictingQueueRedis: e.ALLOW_EVICTING_QUEUE_REDIS,

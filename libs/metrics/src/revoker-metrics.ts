@@ -41,6 +41,39 @@ export class RevokerMetrics {
     registers: [this.registry],
   });
 
+  readonly tokenVerifications = new Counter({
+    name: 'session_revoker_token_verifications_total',
+    help: 'Token verifications, by source (cache, jwt, introspection, none) and outcome (active, an inactive reason, unavailable)',
+    labelNames: ['source', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tokenIdpCalls = new Counter({
+    name: 'session_revoker_token_idp_calls_total',
+    help: 'Introspection calls to the IdP, by outcome (active, inactive, error)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tokenFlightWaits = new Counter({
+    name: 'session_revoker_token_singleflight_waits_total',
+    help: 'Verifications that waited for another caller verifying the same token (this process or another)',
+    registers: [this.registry],
+  });
+
+  readonly tokenCacheLookups = new Counter({
+    name: 'session_revoker_token_cache_lookups_total',
+    help: 'Token cache reads, by result (hit, miss): the hit ratio is hit / all',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly tokenUncheckedJwts = new Counter({
+    name: 'session_revoker_token_unchecked_jwts_total',
+    help: 'JWTs accepted without the revocation check because Redis was out of reach (TOKEN_WHEN_REDIS_DOWN=verify-jwt-unchecked)',
+    registers: [this.registry],
+  });
+
   readonly eventToDone = new Histogram({
     name: 'session_revoker_event_to_done_seconds',
     help: "From the event's own time to the revocation being in force",

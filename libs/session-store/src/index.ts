@@ -1,6 +1,6 @@
 export { SessionStore } from './session-store.js';
 export { TokenCache, tokenRef } from './token-cache.js';
-export type { CacheTokenInput, CachedToken, FlightState, TokenLookup, TokenRef } from './token-cache.js';
+export type { CacheTokenInput, CachedToken, TokenLookup, TokenRef } from './token-cache.js';
 export type {
   CreateSessionInput,
   CreatedSession,

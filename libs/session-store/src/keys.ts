@@ -66,6 +66,14 @@ export class KeySpace {
   idpNotBeforeGlobal(idpHash: string): string {
     return `${this.prefix}:idp:{${idpHash}}:nb`;
   }
+  /** A session's member of its IdP session's index. */
+  idpSessionMember(tag: string, handle: string): string {
+    return `${tag}:${handle}`;
+  }
+  /** A cached token's member of its IdP session's index (`t.` keeps it apart from session handles). */
+  idpTokenMember(tag: string, hash: string): string {
+    return `${tag}:t.${hash}`;
+  }
   /** SCAN pattern of every key the store writes. */
   everyKeyPattern(): string {
     return `${this.prefix}:*`;

@@ -21,7 +21,7 @@ const SCRIPTS = {
   getToken: 3,
   cacheToken: 4,
   rememberFailure: 2,
-  finishFlight: 1,
+  releaseFlight: 1,
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

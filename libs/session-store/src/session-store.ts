@@ -151,7 +151,7 @@ export class SessionStore {
     // The cross-slot indexes go first: if one of these writes fails, no session exists that a group
     // or IdP-session revocation could miss.
     const outsideNotBefore = await this.#core.indexOutside(
-      idpHash ? { hash: idpHash, member: `${tag}:${handle}` } : undefined,
+      idpHash ? { hash: idpHash, member: this.keys.idpSessionMember(tag, handle) } : undefined,
       groups,
       userId,
       expiryBound,
@@ -221,7 +221,7 @@ export class SessionStore {
     const groups = row[2] ? (JSON.parse(row[2]) as string[]) : [];
     const userId = row[3];
     await this.#core.indexOutside(
-      row[1] ? { hash: row[1], member: `${tag}:${handle}` } : undefined,
+      row[1] ? { hash: row[1], member: this.keys.idpSessionMember(tag, handle) } : undefined,
       groups,
       userId,
       bound,

@@ -44,13 +44,6 @@ export type TokenLookup =
   /** Not cached; `failed` is the reason it was remembered as failed, if it was. */
   | { state: 'miss'; failed?: string };
 
-/** What a flight key holds: who is verifying the token, or how it ended. */
-export type FlightState =
-  | { state: 'none' }
-  | { state: 'pending' }
-  | { state: 'cached'; tag: string }
-  | { state: 'failed'; reason: string };
-
 const DEFAULT_TAGS_KEPT = 10_000;
 const REASON = /^[a-z_]{1,64}$/;
 
@@ -111,7 +104,7 @@ export class TokenCache {
     const tag = keys.userTag(userId);
     const idpHash = idpSessionId === undefined ? '' : secretHash(idpSessionId);
     const outside = await this.core.indexOutside(
-      idpHash ? { hash: idpHash, member: `${tag}:t.${ref.hash}` } : undefined,
+      idpHash ? { hash: idpHash, member: keys.idpTokenMember(tag, ref.hash) } : undefined,
       groups,
       userId,
       cacheUntil,
@@ -163,11 +156,6 @@ export class TokenCache {
     return failed ? { state: 'miss', failed } : { state: 'miss' };
   }
 
-  /** The cached token under a known user tag (e.g. one a flight reported), or a miss. */
-  async readUnder(tag: string, ref: TokenRef): Promise<TokenLookup> {
-    return (await this.readAt(tag, ref)) ?? { state: 'miss' };
-  }
-
   /**
    * Remembers for `ttlMs` that the token failed (`reason`: lower-case word), unless `maxEntries`
    * failures are remembered already. True when remembered.
@@ -199,13 +187,14 @@ export class TokenCache {
 
   /**
    * Takes the lease on verifying this token for every process, for `leaseMs`. Returns the owner id to
-   * pass to `finishFlight`, or null when another caller holds it (then wait on `flight`).
+   * pass to `releaseFlight`, or null when another caller holds it: then read the cache again shortly,
+   * where the owner leaves its outcome (the token cached, or its failure remembered).
    */
   async claimFlight(ref: TokenRef, leaseMs: number): Promise<string | null> {
     const owner = randomBytes(9).toString('base64url');
     const ok = await this.core.redis.set(
       this.core.keys.tokenFlight(ref.hash),
-      `p:${owner}`,
+      owner,
       'PX',
       Math.ceil(leaseMs),
       'NX',
@@ -213,37 +202,9 @@ export class TokenCache {
     return ok === 'OK' ? owner : null;
   }
 
-  /**
-   * Leaves the flight's outcome for its waiters for `keepMs`: cached under a user tag, or failed; or,
-   * with `giveUp`, frees the flight for the next caller (the owner could not verify the token).
-   */
-  async finishFlight(
-    ref: TokenRef,
-    owner: string,
-    outcome: { cachedUnder: string } | { failed: string } | { giveUp: true },
-    keepMs: number,
-  ): Promise<void> {
-    const value =
-      'cachedUnder' in outcome
-        ? `c:${outcome.cachedUnder}`
-        : 'failed' in outcome
-          ? `f:${outcome.failed}`
-          : '';
-    await this.core.scripts.finishFlight(
-      this.core.keys.tokenFlight(ref.hash),
-      owner,
-      value,
-      Math.ceil(keepMs),
-    );
-  }
-
-  /** Where another caller's verification of this token stands. */
-  async flight(ref: TokenRef): Promise<FlightState> {
-    const value = await this.core.redis.get(this.core.keys.tokenFlight(ref.hash));
-    if (value === null) return { state: 'none' };
-    if (value.startsWith('c:')) return { state: 'cached', tag: value.slice(2) };
-    if (value.startsWith('f:')) return { state: 'failed', reason: value.slice(2) };
-    return { state: 'pending' };
+  /** Ends a flight, if it is still this owner's (one that outlived its lease may have a new owner). */
+  async releaseFlight(ref: TokenRef, owner: string): Promise<void> {
+    await this.core.scripts.releaseFlight(this.core.keys.tokenFlight(ref.hash), owner);
   }
 
   private async readAt(tag: string, ref: TokenRef): Promise<TokenLookup | null> {

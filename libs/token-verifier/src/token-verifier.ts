@@ -67,7 +67,6 @@ export interface TokenVerifierOptions {
 export const MAX_TOKEN_CHARS = 8192;
 /** Visible ASCII only (RFC 6750's b64token and JWS compact serialisation are subsets). */
 const TOKEN_CHARS = /^[\x21-\x7e]+$/;
-const FLIGHT_OUTCOME_MS = 5000;
 
 interface JwtShape {
   iss?: unknown;
@@ -172,29 +171,35 @@ export class TokenVerifier {
     return issuer ? { jwt, issuer } : 'unknown_issuer';
   }
 
-  /** Leads the verification of an uncached token for every process, or waits for whoever does. */
+  /**
+   * Leads the verification of an uncached token for every process, or waits for whoever does: the
+   * leader leaves its outcome in the cache (the token, or its failure remembered), where the others
+   * read it.
+   */
   private async fly(token: string, ref: TokenRef, jwt: JwtShape | undefined, issuer: Issuer | undefined) {
     const deadline = Date.now() + this.leaseMs + 1000;
-    let waited = false;
-    for (let pause = 2; ; pause = Math.min(pause * 2, 50)) {
+    const hint = jwt?.[issuer!.userClaim];
+    for (let pause = 2, waited = false; ; pause = Math.min(pause * 2, 50)) {
       const owner = await this.redis(() => this.cache.claimFlight(ref, this.leaseMs));
-      if (owner !== null) return this.lead(token, ref, owner, jwt, issuer);
+      // A flight that ended between a waiter's last read and its claim has left its outcome: read it first.
+      const found: TokenLookup = waited
+        ? await this.redis(() => this.cache.read(ref, typeof hint === 'string' ? { userId: hint } : {}))
+        : { state: 'miss' };
+      if (owner !== null && found.state === 'miss' && !found.failed)
+        return this.lead(token, ref, owner, jwt, issuer);
+      if (owner !== null) await this.redis(() => this.cache.releaseFlight(ref, owner));
+      if (found.state === 'hit')
+        return this.hit(
+          found.token.userId,
+          found.token.claims as TokenClaims,
+          found.token.expiresAt,
+          'cache',
+        );
+      if (found.state === 'revoked') return this.inactive('cache', 'revoked');
+      if (found.failed) return this.inactive('cache', found.failed as InactiveReason);
       if (!waited) this.metrics.flightWait?.();
       waited = true;
       await new Promise((resolve) => setTimeout(resolve, pause));
-      const state = await this.redis(() => this.cache.flight(ref));
-      if (state.state === 'failed') return this.inactive('cache', state.reason as InactiveReason);
-      if (state.state === 'cached') {
-        const found = await this.redis(() => this.cache.readUnder(state.tag, ref));
-        if (found.state === 'hit')
-          return this.hit(
-            found.token.userId,
-            found.token.claims as TokenClaims,
-            found.token.expiresAt,
-            'cache',
-          );
-        if (found.state === 'revoked') return this.inactive('cache', 'revoked');
-      }
       if (Date.now() > deadline) {
         this.metrics.verification?.('none', 'unavailable');
         throw new TokenVerifierUnavailableError(
@@ -221,7 +226,7 @@ export class TokenVerifier {
         outcome = await this.introspect(token, jwt ? [issuer!] : this.introspectors);
       }
     } catch (err) {
-      await this.cache.finishFlight(ref, owner, { giveUp: true }, 0).catch(() => undefined);
+      await this.cache.releaseFlight(ref, owner).catch(() => undefined);
       this.metrics.verification?.(source, 'unavailable');
       throw err;
     }
@@ -241,17 +246,10 @@ export class TokenVerifier {
       if (err instanceof SessionRevokedError) return this.fail(ref, owner, source, 'revoked');
       // Expired between the issuer's answer and the write.
       if (err instanceof InvalidArgumentError) return this.fail(ref, owner, source, 'expired');
-      await this.cache.finishFlight(ref, owner, { giveUp: true }, 0).catch(() => undefined);
+      await this.cache.releaseFlight(ref, owner).catch(() => undefined);
       return this.redisDown(err, token, jwt ? issuer : undefined);
     }
-    await this.redis(() =>
-      this.cache.finishFlight(
-        ref,
-        owner,
-        { cachedUnder: this.cache.tagOf(outcome.userId) },
-        FLIGHT_OUTCOME_MS,
-      ),
-    );
+    await this.redis(() => this.cache.releaseFlight(ref, owner));
     return this.hit(outcome.userId, outcome.claims, expiresAt, source);
   }
 
@@ -276,13 +274,12 @@ export class TokenVerifier {
 
   private async fail(ref: TokenRef, owner: string, source: VerificationSource, reason: InactiveReason) {
     await this.redis(async () => {
-      const kept = await this.cache.rememberFailure(ref, reason, {
+      await this.cache.rememberFailure(ref, reason, {
         ttlMs: this.negativeTtlMs,
         maxEntries: this.negativeMaxEntries,
       });
-      // Waiters get the outcome from the flight key only within the same bound as the failures.
-      const outcome = kept ? { failed: reason } : { giveUp: true as const };
-      await this.cache.finishFlight(ref, owner, outcome, Math.min(this.negativeTtlMs, FLIGHT_OUTCOME_MS));
+      // Waiters find the failure remembered; past the bound they verify again themselves.
+      await this.cache.releaseFlight(ref, owner);
     });
     return this.inactive(source, reason);
   }

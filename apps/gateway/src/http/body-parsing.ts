@@ -16,8 +16,8 @@ export function keepBodiesAsBytes(fastify: FastifyInstance, config: AppConfig): 
   limitBodiesByRoute(fastify, config);
 }
 
-/** The JWT webhooks: one signed token each. */
-const JWT_ROUTES = ['/webhooks/oidc/backchannel-logout', '/webhooks/ssf'];
+/** The JWT webhooks and token introspection: one token each. */
+const JWT_ROUTES = ['/webhooks/oidc/backchannel-logout', '/webhooks/ssf', '/oauth2/introspect'];
 
 /**
  * Each route's own body limit: only PingOne sends megabytes; a back-channel logout, a SET or an admin

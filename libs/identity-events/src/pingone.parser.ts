@@ -205,18 +205,54 @@ function parseEvent(event: unknown, options: PingOneParseOptions): EventOutcome 
     target = { type: 'group', groupId };
   }
 
-  const command = RevocationCommand.safeParse({
+  const input = {
     id: commandId('pingone', id),
     target,
-    source: 'pingone',
+    source: 'pingone' as const,
     eventType: type,
     eventId: id,
     notBefore: when,
     receivedAt: options.receivedAt,
-  });
+  };
+  // The schema's own answer whenever it could differ from the input as it stands (and its reason).
+  if (fitsCommand(input)) return { command: { ...input, notBefore: Math.min(when, options.receivedAt) } };
+  const command = RevocationCommand.safeParse(input);
   if (!command.success)
     return quarantine(`event does not make a valid command: ${command.error.issues[0]?.message}`, id);
   return { command: command.data };
+}
+
+/** What RevocationCommand bounds a string id to. */
+const fitsId = (v: string | undefined) => v === undefined || (v.length >= 1 && v.length <= 256);
+const fitsTime = (v: number) => Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * Whether a command built here certainly passes RevocationCommand as it is, but for the schema's one
+ * transform (`notBefore` at most `receivedAt`): parsing a schema costs more than the rest of an event's
+ * mapping, and nearly every event fits. The id is commandId's, the source a literal, every other string
+ * non-empty (`str`), so only lengths and times are left to check. Anything else goes to the schema.
+ */
+function fitsCommand(c: {
+  target: RevocationTarget;
+  eventType: string;
+  eventId: string;
+  notBefore: number;
+  receivedAt: number;
+}): boolean {
+  const t = c.target;
+  const targetFits =
+    t.type === 'user'
+      ? fitsId(t.userId)
+      : t.type === 'idp_session'
+        ? fitsId(t.idpSessionId) && fitsId(t.userId)
+        : t.type === 'group' && fitsId(t.groupId);
+  return (
+    targetFits &&
+    c.eventType.length <= 256 &&
+    c.eventId.length <= 512 &&
+    fitsTime(c.notBefore) &&
+    fitsTime(c.receivedAt)
+  );
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { COMMAND_SOURCES, type CommandSource } from './revocation-command.js';
 
 /**
@@ -6,8 +6,9 @@ import { COMMAND_SOURCES, type CommandSource } from './revocation-command.js';
  * event maps to the same id; hashed, so any event id fits BullMQ's job-id rules (no ':').
  */
 export function commandId(source: CommandSource, eventId: string, n = 0): string {
-  const hash = createHash('sha256').update(`${source}\n${eventId}`).digest('base64url').slice(0, 27);
-  return n === 0 ? `${source}-${hash}` : `${source}-${hash}-${n}`;
+  // One-shot: no Hash object per id (a delivery hashes once per event).
+  const digest = hash('sha256', `${source}\n${eventId}`, 'base64url').slice(0, 27);
+  return n === 0 ? `${source}-${digest}` : `${source}-${digest}-${n}`;
 }
 
 /**

@@ -80,6 +80,19 @@ export class IngestService {
     this.metrics.eventsReceived.inc({ source, type: known, outcome }, n);
   }
 
+  /** `count` for each command, one increment per source and type (a delivery is mostly of one type). */
+  private countCommands(commands: RevocationCommand[], outcome: string): void {
+    if (commands.length === 1) return this.count(commands[0]!.source, commands[0]!.eventType, outcome);
+    const counts = new Map<string, { source: string; type: string; n: number }>();
+    for (const c of commands) {
+      const key = `${c.source}\n${c.eventType}`;
+      const entry = counts.get(key);
+      if (entry) entry.n++;
+      else counts.set(key, { source: c.source, type: c.eventType, n: 1 });
+    }
+    for (const { source, type, n } of counts.values()) this.count(source, type, outcome, n);
+  }
+
   async accept(
     commands: RevocationCommand[],
     quarantined: QuarantineEntry[] = [],
@@ -93,19 +106,19 @@ export class IngestService {
       const [result] = await Promise.race([
         Promise.all([
           (options.urgent ? this.urgentProducer : this.producer).enqueue(commands, options),
-          this.quarantine.add(quarantined, options.receivedAt ?? Date.now()),
+          quarantined.length > 0 ? this.quarantine.add(quarantined, options.receivedAt ?? Date.now()) : null,
         ]).then(async (stored) => {
           await this.waitForReplicas();
           return stored;
         }),
         deadline,
       ]);
-      for (const c of result.enqueued) this.count(c.source, c.eventType, 'enqueued');
-      for (const c of result.duplicates) this.count(c.source, c.eventType, 'duplicate');
+      this.countCommands(result.enqueued, 'enqueued');
+      this.countCommands(result.duplicates, 'duplicate');
       for (const q of quarantined) this.count(q.source, 'unknown', 'quarantined', q.events ?? 1);
       return result;
     } catch {
-      for (const c of commands) this.count(c.source, c.eventType, 'unavailable');
+      this.countCommands(commands, 'unavailable');
       for (const q of quarantined) this.count(q.source, 'unknown', 'unavailable', q.events ?? 1);
       throw new RedisUnavailableException();
     } finally {

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { type Agent, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { root } from './procs.js';
 
 /** Runs fn(0..n-1) with `concurrency` calls in flight at any time. */
@@ -12,6 +13,13 @@ export async function pool(n: number, concurrency: number, fn: (i: number) => Pr
     while (next < n) await fn(next++);
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+}
+
+/** Wall time of one call, in ms. */
+export async function timeMs(fn: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await fn();
+  return performance.now() - start;
 }
 
 /**

@@ -6,7 +6,8 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { SessionStore } from '#session-store';
-import { pool } from './load.js';
+import { pool, timeMs } from './load.js';
+import { median } from './stats.js';
 import { type Child, startRedis } from './procs.js';
 
 const PREFIX = 'bench';
@@ -37,12 +38,6 @@ interface Target {
 type RedisServer = Child;
 
 // ---------------------------------------------------------------- measuring helpers
-
-async function timeMs(fn: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  await fn();
-  return performance.now() - start;
-}
 
 interface Stats {
   runs: number;
@@ -229,7 +224,6 @@ async function benchThroughput({ store, redis }: Target): Promise<void> {
       ((await timeMs(() => pool(THROUGHPUT_OPS, CONCURRENCY, readAmong(THROUGHPUT_OPS)))) / 1000);
     rounds.push({ get, session });
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const ratios = rounds.map((r) => r.session / r.get);
   printTable(
     `1. Throughput: ${int(THROUGHPUT_OPS)} ops each, ${CONCURRENCY} in flight, one ioredis connection, ` +

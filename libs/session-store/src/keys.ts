@@ -1,10 +1,13 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac, hash } from 'node:crypto';
 
 /** Base64url of the first 16 bytes of a digest: 22 characters, 128 bits. */
 const short = (digest: Buffer): string => digest.subarray(0, 16).toString('base64url');
 
 /** The non-secret id of a secret value (session id, token): Redis only ever sees this. */
-export const secretHash = (secret: string): string => short(createHash('sha256').update(secret).digest());
+export const secretHash = (secret: string): string => short(hash('sha256', secret, 'buffer'));
+
+/** User tags computed lately, per key space: an HMAC costs microseconds on every hot-path read. */
+const TAGS_KEPT = 10_000;
 
 /**
  * The key layout. A user's keys share the hash tag `{tag}`, where tag is a keyed hash of the user id,
@@ -16,8 +19,16 @@ export class KeySpace {
     private readonly tagSecret: string,
   ) {}
 
+  private readonly tags = new Map<string, string>();
+
   userTag(userId: string): string {
-    return short(createHmac('sha256', this.tagSecret).update(userId).digest());
+    let tag = this.tags.get(userId);
+    if (tag === undefined) {
+      tag = short(createHmac('sha256', this.tagSecret).update(userId).digest());
+      if (this.tags.size >= TAGS_KEPT) this.tags.delete(this.tags.keys().next().value!);
+      this.tags.set(userId, tag);
+    }
+    return tag;
   }
 
   session(tag: string, handle: string): string {

@@ -181,10 +181,12 @@ export class TokenVerifier {
     const hint = jwt?.[issuer!.userClaim];
     for (let pause = 2, waited = false; ; pause = Math.min(pause * 2, 50)) {
       const owner = await this.redis(() => this.cache.claimFlight(ref, this.leaseMs));
-      // A flight that ended between a waiter's last read and its claim has left its outcome: read it first.
-      const found: TokenLookup = waited
-        ? await this.redis(() => this.cache.read(ref, typeof hint === 'string' ? { userId: hint } : {}))
-        : { state: 'miss' };
+      // A flight that ended between this caller's last read and its claim has left its outcome in the
+      // cache: read it after claiming, and lead only if it is still a miss.
+      const found: TokenLookup =
+        owner !== null || waited
+          ? await this.redis(() => this.cache.read(ref, typeof hint === 'string' ? { userId: hint } : {}))
+          : { state: 'miss' };
       if (owner !== null && found.state === 'miss' && !found.failed)
         return this.lead(token, ref, owner, jwt, issuer);
       if (owner !== null) await this.redis(() => this.cache.releaseFlight(ref, owner));

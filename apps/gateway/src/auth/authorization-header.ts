@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
 /**
  * The credential an `Authorization` header presents: the token of `Bearer <token>`, or, when `basic`
@@ -19,7 +19,7 @@ export function presentedCredential(
 }
 
 /** SHA-256 of a secret: what is compared, so the comparison takes the same time whatever its length. */
-export const secretDigest = (secret: string): Buffer => createHash('sha256').update(secret).digest();
+export const secretDigest = (secret: string): Buffer => hash('sha256', secret, 'buffer');
 
 /**
  * The index of the digest in `digests` that `presented` matches, or -1: constant time in the secret,

@@ -58,7 +58,7 @@ export class KeySpace {
   tokenFailure(hash: string): string {
     return `${this.prefix}:{tf}:${hash}`;
   }
-  /** The single-flight lease and outcome of one token's verification, shared by every process. */
+  /** The single-flight lease of one token's verification, shared by every process (its outcome goes to the cache). */
   tokenFlight(hash: string): string {
     return `${this.prefix}:tl:${hash}`;
   }

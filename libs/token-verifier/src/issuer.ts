@@ -30,6 +30,12 @@ export interface IntrospectionClient {
   clientSecret: string;
   /** Give up on the call after this long (then the verification fails as unavailable). Default 3000. */
   timeoutMs?: number;
+  /**
+   * Accept answers without `iat`, taking the first verification's instant instead. Off by default:
+   * without `iat`, a token issued before its user's revocation but first seen after it looks new, so
+   * only the IdP's own answer can refuse it.
+   */
+  allowMissingIat?: boolean;
 }
 
 export interface TokenIssuerConfig {
@@ -100,6 +106,9 @@ const KEPT_STRINGS = [
 ];
 const KEPT_NUMBERS = ['exp', 'iat', 'nbf'];
 const MAX_CLAIM_CHARS = 1024;
+const MAX_AUDIENCES = 8;
+/** Below the session store's 16 KiB of claims per record (the kept strings and audiences fit in ~12 KiB). */
+const MAX_KEPT_CLAIMS_CHARS = 14_000;
 const MAX_GROUPS = 256;
 
 export class Failed {
@@ -178,6 +187,8 @@ export class Issuer {
         },
         body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
         signal: AbortSignal.timeout(client.timeoutMs ?? 3000),
+        // A redirect would carry the token to another address.
+        redirect: 'error',
       });
       if (!response.ok) {
         await response.body?.cancel();
@@ -191,6 +202,10 @@ export class Issuer {
       );
     }
     if (!isObject(answer) || answer['active'] !== true) return new Failed('inactive');
+    // Only access tokens authorise requests (an IdP may answer for a refresh token as well).
+    if (typeof answer['token_type'] === 'string' && /refresh/i.test(answer['token_type']))
+      return new Failed('invalid');
+    if (typeof answer['iat'] !== 'number' && !client.allowMissingIat) return new Failed('invalid');
     if (answer['iss'] !== undefined && answer['iss'] !== this.config.issuer) return new Failed('invalid');
     if (this.audiences && !this.audiences.some((a) => ([] as unknown[]).concat(answer['aud']).includes(a)))
       return new Failed('invalid');
@@ -207,7 +222,12 @@ export class Issuer {
     if (typeof userId !== 'string' || userId.length === 0 || userId.length > 256)
       return new Failed('no_subject');
     const claims = keptClaims(payload, this.config.groupsClaim);
+    // A token "issued" later than now is a clock ahead, or a forgery's way past a revocation.
+    if (claims.iat !== undefined && claims.iat - this.clockToleranceSeconds > Date.now() / 1000)
+      return new Failed('invalid');
     const groups = claims.groups ?? [];
+    // The record keeps at most 16 KiB of claims: groups (indexed apart) are the first to go from them.
+    if (JSON.stringify(claims).length > MAX_KEPT_CLAIMS_CHARS) delete claims.groups;
     const vouched: Vouched = { userId, groups, claims };
     if (claims.exp !== undefined) vouched.expiresAt = claims.exp * 1000;
     if (claims.iat !== undefined) vouched.issuedAt = claims.iat * 1000;
@@ -232,7 +252,7 @@ export function keptClaims(payload: Record<string, unknown>, groupsClaim?: strin
   else if (Array.isArray(aud)) {
     const list = aud
       .filter((a): a is string => typeof a === 'string' && a.length <= MAX_CLAIM_CHARS)
-      .slice(0, 32);
+      .slice(0, MAX_AUDIENCES);
     if (list.length) out['aud'] = list;
   }
   if (groupsClaim) {

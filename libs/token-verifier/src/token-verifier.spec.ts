@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -239,6 +241,64 @@ describe('TokenVerifier (real Redis, a real OpenID Provider)', () => {
     expect((await verifier.verify(await signJwt(crafted, atJwt, { header: { typ: 'at+jwt' } }))).active).toBe(
       true,
     );
+  });
+
+  it('refuses a JWT issued in the future (a clock ahead, or a way past a revocation)', async () => {
+    expect(await verifier.verify(await signJwt(crafted, craftedClaims({ iat: nowSec() + 600 })))).toEqual({
+      active: false,
+      reason: 'invalid',
+    });
+  });
+
+  describe('an IdP whose introspection answers are its own (a stub endpoint)', () => {
+    let server: Server;
+    let answer: Record<string, unknown>;
+    let uri: string;
+    beforeAll(async () => {
+      server = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => res.setHeader('content-type', 'application/json').end(JSON.stringify(answer)));
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      uri = `http://127.0.0.1:${(server.address() as AddressInfo).port}/as/introspect.oauth2`;
+    });
+    afterAll(() => new Promise<void>((r) => server.close(() => r())));
+    const stubVerifier = (allowMissingIat?: boolean) =>
+      new TokenVerifier({
+        store,
+        issuers: [
+          {
+            issuer: 'https://pingfederate.example.com',
+            introspection: {
+              uri,
+              clientId: 'rs',
+              clientSecret: 's',
+              ...(allowMissingIat ? { allowMissingIat } : {}),
+            },
+          },
+        ],
+      });
+
+    it('refuses an answer without iat unless allowed, since a revocation could not tell it apart', async () => {
+      const sub = user();
+      answer = { active: true, sub, exp: nowSec() + 300, token_type: 'Bearer' };
+      expect(await stubVerifier().verify(`opaque-${sub}-a`)).toEqual({ active: false, reason: 'invalid' });
+      expect(await stubVerifier(true).verify(`opaque-${sub}-b`)).toMatchObject({ active: true, userId: sub });
+    });
+
+    it('refuses a refresh token and an answer for another issuer', async () => {
+      const sub = user();
+      answer = { active: true, sub, iat: nowSec(), exp: nowSec() + 300, token_type: 'refresh_token' };
+      expect(await stubVerifier().verify(`opaque-${sub}-r`)).toEqual({ active: false, reason: 'invalid' });
+      answer = {
+        active: true,
+        sub,
+        iat: nowSec(),
+        exp: nowSec() + 300,
+        iss: 'https://someone-else.example.com',
+      };
+      expect(await stubVerifier().verify(`opaque-${sub}-i`)).toEqual({ active: false, reason: 'invalid' });
+    });
   });
 
   it('answers bad input with malformed, doing no work and never throwing', async () => {

@@ -246,8 +246,10 @@ export class TokenVerifier {
       });
     } catch (err) {
       if (err instanceof SessionRevokedError) return this.fail(ref, owner, source, 'revoked');
-      // Expired between the issuer's answer and the write.
-      if (err instanceof InvalidArgumentError) return this.fail(ref, owner, source, 'expired');
+      // Expired between the issuer's answer and the write (or within the clock tolerance past `exp`),
+      // or claims the store will not keep.
+      if (err instanceof InvalidArgumentError)
+        return this.fail(ref, owner, source, expiresAt <= Date.now() ? 'expired' : 'invalid');
       await this.cache.releaseFlight(ref, owner).catch(() => undefined);
       return this.redisDown(err, token, jwt ? issuer : undefined);
     }
@@ -274,15 +276,18 @@ export class TokenVerifier {
     return last;
   }
 
+  /** Remembers the failure for the waiters (within the bound) and ends the flight; the verdict stands either way. */
   private async fail(ref: TokenRef, owner: string, source: VerificationSource, reason: InactiveReason) {
-    await this.redis(async () => {
+    try {
       await this.cache.rememberFailure(ref, reason, {
         ttlMs: this.negativeTtlMs,
         maxEntries: this.negativeMaxEntries,
       });
-      // Waiters find the failure remembered; past the bound they verify again themselves.
-      await this.cache.releaseFlight(ref, owner);
-    });
+    } catch {
+      // Redis failed after the token did: the token's verdict is known, the waiters will ask again.
+    } finally {
+      await this.cache.releaseFlight(ref, owner).catch(() => undefined);
+    }
     return this.inactive(source, reason);
   }
 

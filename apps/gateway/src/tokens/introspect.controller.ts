@@ -94,7 +94,6 @@ export class IntrospectController {
     for (const member of MEMBERS) if (claims[member] !== undefined) answer[member] = claims[member];
     answer['sub'] ??= result.userId;
     answer['token_type'] ??= 'Bearer';
-    answer['exp'] ??= Math.floor(result.expiresAt / 1000);
     return answer;
   }
 }

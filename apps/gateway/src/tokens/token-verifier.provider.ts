@@ -21,6 +21,9 @@ export const tokenVerifierProvider: Provider = {
         negativeMaxEntries: config.tokens.negativeMaxEntries,
       },
       clockToleranceSeconds: config.jwtClockToleranceSec,
+      // A flight outlives its slowest IdP call (and the JWKS fetch), or a second caller would start one.
+      flightLeaseMs:
+        Math.max(5000, ...config.tokens.issuers.map((i) => i.introspection?.timeoutMs ?? 3000)) + 2000,
       whenRedisDown: config.tokens.whenRedisDown,
       logger: { warn: (message) => log.warn(message) },
       metrics: {

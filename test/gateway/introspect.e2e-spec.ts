@@ -153,6 +153,26 @@ describe('POST /oauth2/introspect (RFC 7662)', () => {
     expect((await introspect(token, `Bearer ${INTROSPECT_KEY}`).expect(200)).body.active).toBe(true);
   });
 
+  it('counts failed authentications against the client’s failure budget, as /admin does', async () => {
+    const limited = await startGateway({ ...env, ADMIN_AUTH_FAILURES_PER_MINUTE: '3' });
+    try {
+      const token = await idp.jwt(user());
+      const post = (authorization: string) =>
+        request(limited.app.getHttpServer())
+          .post(PATH)
+          .set('Authorization', authorization)
+          .type('form')
+          .send(`token=${encodeURIComponent(token)}`);
+      for (let i = 0; i < 3; i++) await post(basic(CLIENT.id, `guess-${i}`)).expect(401);
+      const refused = await post(basic(CLIENT.id, 'guess-3')).expect(429);
+      expect(refused.headers['retry-after']).toMatch(/^\d+$/);
+      // A caller with the right secret is not held back by the guesses.
+      expect((await post(basic(CLIENT.id, CLIENT.secret)).expect(200)).body.active).toBe(true);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('answers 400 invalid_request without exactly one token, or without a form', async () => {
     expect((await introspect(undefined).expect(400)).body).toMatchObject({ error: 'invalid_request' });
     await request(gw.app.getHttpServer())

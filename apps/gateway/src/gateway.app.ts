@@ -3,6 +3,7 @@ import type { AppConfig } from '#config';
 import { RevokerMetrics } from '#metrics';
 import { AdminAuthService } from './admin/admin-auth.service.js';
 import { limitAdminCalls } from './http/admin-rate-limit.js';
+import { IntrospectionAuth } from './tokens/introspection-auth.js';
 import { keepBodiesAsBytes } from './http/body-parsing.js';
 import { mountDashboard } from './http/dashboard.js';
 import { echoRequestId } from './http/fastify-adapter.js';
@@ -25,7 +26,8 @@ export async function configureGateway(
   keepBodiesAsBytes(fastify, config);
   echoRequestId(fastify);
   authenticateWebhooksEarly(fastify, app.get(PingOneAuthGuard));
-  await limitAdminCalls(fastify, config, app.get(AdminAuthService));
+  const introspection = config.tokens.issuers.length > 0 ? app.get(IntrospectionAuth) : undefined;
+  await limitAdminCalls(fastify, config, app.get(AdminAuthService), introspection);
   measureRequests(fastify, app.get(RevokerMetrics));
   await mountDashboard(app, config);
   serveOpenApi(app);

@@ -2,10 +2,13 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AppConfig } from '#config';
 import type { AdminAuthService, AdminPrincipal } from '../admin/admin-auth.service.js';
+import type { IntrospectionAuth } from '../tokens/introspection-auth.js';
 import { DASHBOARD_PATH } from './dashboard.js';
 import { isAdminPath, routedPath } from './route-path.js';
 
 type Limit = ReturnType<FastifyInstance['rateLimit']>;
+
+const INTROSPECT_PATH = '/oauth2/introspect';
 
 /**
  * Rate limits on /admin (API and dashboard), as the request arrives, before its body is read: 429
@@ -17,11 +20,15 @@ type Limit = ReturnType<FastifyInstance['rateLimit']>;
  *
  * @fastify/rate-limit rather than @nestjs/throttler, which is CommonJS requiring NestJS 12's ESM-only
  * packages: Node 20 runs it, but jest cannot load it, so it could not be tested.
+ *
+ * POST /oauth2/introspect (when the token verifier is on) shares the failure budget: its client
+ * secrets and admin keys must not be guessable faster there than on /admin.
  */
 export async function limitAdminCalls(
   fastify: FastifyInstance,
   config: AppConfig,
   auth: AdminAuthService,
+  introspection?: IntrospectionAuth,
 ): Promise<void> {
   await fastify.register(rateLimit, { global: false });
   const limiter = (max: number, keyGenerator: (request: FastifyRequest) => string) =>
@@ -57,6 +64,11 @@ export async function limitAdminCalls(
   // Callback-style: it runs on every webhook delivery, and an async hook costs a promise each.
   fastify.addHook('onRequest', (request, reply, done) => {
     const path = routedPath(request);
+    if (introspection && path === INTROSPECT_PATH)
+      return void introspection
+        .callerOf(request)
+        .then((caller) => (caller === null ? apply(perClientFailures, request, reply) : undefined))
+        .then(() => done(), done);
     if (!isAdminPath(path)) return done();
     limitAdmin(request, reply, path).then(() => done(), done);
   });

@@ -50,7 +50,7 @@ export class IntrospectController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<Record<string, unknown>> {
-    if ((await this.auth.caller(request.headers.authorization)) === null) {
+    if ((await this.auth.callerOf(request)) === null) {
       void reply.header('WWW-Authenticate', 'Basic realm="session-revoker", charset="UTF-8"');
       throw new UnauthorizedException({
         error: 'invalid_client',

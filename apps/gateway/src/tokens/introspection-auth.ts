@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
 import { APP_CONFIG, type AppConfig } from '#config';
 import { AdminAuthService } from '../admin/admin-auth.service.js';
 import { matchSecret } from '../auth/authorization-header.js';
@@ -23,6 +24,19 @@ export class IntrospectionAuth {
       id: c.id,
       digest: Buffer.from(c.sha256, 'hex'),
     }));
+  }
+
+  /** Each request's caller, found once: by the failure budget's hook, then read by the controller. */
+  private readonly byRequest = new WeakMap<FastifyRequest, Promise<string | null>>();
+
+  /** The caller of a request (see `caller`), authenticated at most once per request. */
+  callerOf(request: FastifyRequest): Promise<string | null> {
+    let found = this.byRequest.get(request);
+    if (!found) {
+      found = this.caller(request.headers.authorization);
+      this.byRequest.set(request, found);
+    }
+    return found;
   }
 
   /** The caller's name (for logs), or null when it may not introspect. */

@@ -11,7 +11,7 @@ import { WorkerModule } from './worker.module.js';
 async function bootstrap(): Promise<void> {
   const config = loadConfigOrExit();
   const metrics = new RevokerMetrics({ defaultMetrics: true });
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, [], config.logFormat);
   const app = await NestFactory.create<NestFastifyApplication>(
     WorkerModule.forRoot(config, { metrics }),
     new FastifyAdapter({

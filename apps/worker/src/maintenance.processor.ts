@@ -10,6 +10,16 @@ import { closeWorkerWithin, RUN_RETRY_DELAY_MS } from './close-worker.js';
 
 export type RedisMemory = MemoryReading;
 
+/** What the memory watch says about a role: its memory is fine, near its limit, or (sessions) unlimited. */
+export type MemoryCondition = 'ok' | 'near-limit' | 'no-limit';
+
+export function memoryCondition(reading: RedisMemory): MemoryCondition {
+  if (reading.degraded) return 'near-limit';
+  // The queue Redis has no limit by default and BullMQ needs noeviction anyway: only the sessions'.
+  if (reading.role === 'sessions' && reading.maxmemory === 0) return 'no-limit';
+  return 'ok';
+}
+
 /**
  * Scheduled jobs, run by BullMQ job schedulers so that each runs once per period however many
  * workers there are: the index sweep and the Redis memory watch. The memory readings go to Redis,
@@ -21,6 +31,8 @@ export class MaintenanceProcessor
   implements OnApplicationBootstrap, BeforeApplicationShutdown
 {
   private readonly logger = new Logger('Maintenance');
+  /** What the last memory check found for each role, so a condition is said when it changes only. */
+  private readonly memoryConditions = new Map<RedisMemory['role'], MemoryCondition>();
 
   constructor(
     @InjectQueue(MAINTENANCE_QUEUE) private readonly queue: Queue,
@@ -89,19 +101,34 @@ export class MaintenanceProcessor
     return result;
   }
 
-  /** Reads both Redis roles' memory, warns when one is near its limit, and records the readings. */
+  /**
+   * Reads both Redis roles' memory, records the readings, and says when a role's condition changes:
+   * a warning when one goes near its limit or (the session Redis) has none, a line when it is back
+   * under. A condition that holds is said once by each worker process, not at every check (the readings,
+   * /health/ready and the metrics show it all along).
+   */
   async watchMemory(): Promise<RedisMemory[]> {
     const readings = await Promise.all([
       readRedisMemory(this.sessionRedis, 'sessions', this.config.worker.memoryWarnFraction),
       readRedisMemory(this.queueRedis, 'queue', this.config.worker.memoryWarnFraction),
     ]);
     for (const r of readings) {
-      if (r.degraded)
+      const condition = memoryCondition(r);
+      const before = this.memoryConditions.get(r.role);
+      if (condition === before) continue;
+      this.memoryConditions.set(r.role, condition);
+      if (condition === 'near-limit')
         this.logger.warn(
           `${r.role} Redis uses ${r.usedMemory} of ${r.maxmemory} bytes (over ${this.config.worker.memoryWarnFraction * 100}%)`,
         );
-      if (r.role === 'sessions' && r.maxmemory === 0)
+      else if (condition === 'no-limit')
         this.logger.warn('the session Redis has no maxmemory set: it can grow until the machine runs out');
+      else if (before === 'near-limit')
+        this.logger.log(
+          `${r.role} Redis is back under ${this.config.worker.memoryWarnFraction * 100}% of its maxmemory (${r.usedMemory} of ${r.maxmemory} bytes)`,
+        );
+      else if (before === 'no-limit')
+        this.logger.log(`the session Redis has a maxmemory now (${r.maxmemory} bytes)`);
     }
     await this.queueRedis.set(
       this.keys.memory,

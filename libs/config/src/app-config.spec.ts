@@ -27,6 +27,13 @@ describe('loadConfig', () => {
     expect(config.pingone.secrets).toEqual([]);
   });
 
+  it('LOG_FORMAT: auto by default, json or pretty when given, anything else refused by name', () => {
+    expect(loadConfig({}).logFormat).toBe('auto');
+    expect(loadConfig({ LOG_FORMAT: 'json' }).logFormat).toBe('json');
+    expect(loadConfig({ LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');
+    expect(() => loadConfig({ LOG_FORMAT: 'text' })).toThrow(/LOG_FORMAT/);
+  });
+
   it('parses lists, sizes and issuers', () => {
     const jwks = JSON.stringify({ keys: [{ ...EC_PUBLIC, kid: 'k1' }] });
     const config = loadConfig({

@@ -112,6 +112,7 @@ const TokenIssuerSchema = z
         clientId: z.string().min(1),
         clientSecret: z.string().min(1),
         timeoutMs: z.number().int().min(100).max(60_000).optional(),
+        allowMissingIat: z.boolean().optional(),
       })
       .strict()
       .optional(),
@@ -144,6 +145,7 @@ const EnvSchema = z.object({
   PORT: int(0, 65535).default(3000),
   WORKER_PORT: int(0, 65535).default(3001),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   REDIS_CLUSTER: z
     .enum(['true', 'false', '1', '0'])
@@ -254,6 +256,8 @@ export interface AppConfig {
   /** Health and metrics port of a standalone worker. */
   workerPort: number;
   logLevel: string;
+  /** `json`, `pretty` (for a person), or `auto`: pretty on a terminal, JSON otherwise. */
+  logFormat: 'auto' | 'json' | 'pretty';
   redis: {
     url: string;
     /** REDIS_URL names a seed node of a Redis Cluster. */
@@ -637,6 +641,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: e.PORT,
     workerPort: e.WORKER_PORT,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     redis: {
       url: e.REDIS_URL,
       cluster: e.REDIS_CLUSTER,

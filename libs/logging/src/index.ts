@@ -1,1 +1,10 @@
-export { createLogger, loggerOptions, PinoNestLogger, REDACTED_PATHS, requestId } from './logger.js';
+export {
+  createLogger,
+  loggerOptions,
+  NEST_BOOT_CONTEXTS,
+  PinoNestLogger,
+  REDACTED_PATHS,
+  requestId,
+  resolveLogFormat,
+} from './logger.js';
+export type { LogFormat } from './logger.js';

@@ -25,9 +25,17 @@ class OneLineRequestLog extends LogController {
   }
 }
 
-/** The pino logger of the gateway: JSON, redacted, including the configured webhook secret header. */
+/**
+ * The pino logger of the gateway: redacted, including the configured webhook secret header; JSON, or
+ * lines for a person as LOG_FORMAT says (`auto`: pretty when `stream`, else stdout, is a terminal).
+ */
 export function gatewayLogger(config: AppConfig, stream?: DestinationStream): Logger {
-  return createLogger(config.logLevel, stream, [`req.headers["${config.pingone.authHeader}"]`]);
+  return createLogger(
+    config.logLevel,
+    stream,
+    [`req.headers["${config.pingone.authHeader}"]`],
+    config.logFormat,
+  );
 }
 
 /** How often Node looks for requests past their timeouts (its default, 30 s, lets them run that long). */
@@ -36,7 +44,7 @@ const TIMEOUT_CHECK_MS = 1000;
 /**
  * The Fastify adapter: the body limit from config (bodies over it get 413 before any route runs),
  * request and header timeouts (a slow or unfinished request gets 408 and its connection is closed,
- * so it cannot hold a connection and its buffered bytes), the trusted proxies, and JSON request logs
+ * so it cannot hold a connection and its buffered bytes), the trusted proxies, and request logs
  * carrying a request id (the caller's x-request-id, else a new one).
  */
 export function gatewayAdapter(config: AppConfig, logger: Logger = gatewayLogger(config)): FastifyAdapter {

@@ -1,9 +1,12 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { AppConfig } from '#config';
 import { RevokerMetrics } from '#metrics';
+import { SessionStore } from '#session-store';
+import { TokenVerifier } from '#token-verifier';
 import { AdminAuthService } from './admin/admin-auth.service.js';
 import { limitAdminCalls } from './http/admin-rate-limit.js';
 import { IntrospectionAuth } from './tokens/introspection-auth.js';
+import { serveForwardAuth } from './edge/forward-auth.js';
 import { keepBodiesAsBytes } from './http/body-parsing.js';
 import { mountDashboard } from './http/dashboard.js';
 import { echoRequestId } from './http/fastify-adapter.js';
@@ -29,6 +32,14 @@ export async function configureGateway(
   const introspection = config.tokens.issuers.length > 0 ? app.get(IntrospectionAuth) : undefined;
   await limitAdminCalls(fastify, config, app.get(AdminAuthService), introspection);
   measureRequests(fastify, app.get(RevokerMetrics));
+  const store = app.get(SessionStore);
+  if (store)
+    serveForwardAuth(
+      fastify,
+      config,
+      store,
+      config.tokens.issuers.length > 0 ? app.get(TokenVerifier) : undefined,
+    );
   await mountDashboard(app, config);
   serveOpenApi(app);
   return app;

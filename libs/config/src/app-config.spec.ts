@@ -303,6 +303,17 @@ describe('loadConfig', () => {
     });
   });
 
+  it('reads the forward-auth cookie name and refuses one that is not a cookie name', () => {
+    expect(loadConfig({}).edge).toEqual({ cookieName: '__Host-session', passAccessToken: false });
+    expect(loadConfig({ EDGE_COOKIE_NAME: 'sid', EDGE_PASS_ACCESS_TOKEN: 'true' }).edge).toEqual({
+      cookieName: 'sid',
+      passAccessToken: true,
+    });
+    expect(() => loadConfig({ EDGE_COOKIE_NAME: 'bad name;' })).toThrow(
+      /^EDGE_COOKIE_NAME: must be a cookie name/,
+    );
+  });
+
   it('the README documents exactly the variables the schema reads', () => {
     const readme = readFileSync('README.md', 'utf8');
     const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('## Benchmarks'));

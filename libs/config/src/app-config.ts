@@ -245,6 +245,14 @@ const EnvSchema = z.object({
   TOKEN_NEGATIVE_CACHE_MAX_ENTRIES: int(0).default(10_000),
   TOKEN_WHEN_REDIS_DOWN: z.enum(['fail-closed', 'verify-jwt-unchecked']).default('fail-closed'),
   INTROSPECTION_CLIENTS: z.string().optional(),
+  EDGE_COOKIE_NAME: z
+    .string()
+    .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/, 'must be a cookie name')
+    .default('__Host-session'),
+  EDGE_PASS_ACCESS_TOKEN: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
   CONFIG_FILE: z.string().optional(),
 });
 
@@ -330,6 +338,13 @@ export interface AppConfig {
     whenRedisDown: 'fail-closed' | 'verify-jwt-unchecked';
     /** Resource servers allowed to call the endpoint with HTTP Basic: client id and SHA-256 of its secret. */
     introspectionClients: { id: string; sha256: string }[];
+  };
+  /** Forward auth for reverse proxies (GET /auth/verify), on whenever the session store is. */
+  edge: {
+    /** The cookie holding the session id. */
+    cookieName: string;
+    /** Pass a verified Bearer token upstream in X-Auth-Request-Access-Token. */
+    passAccessToken: boolean;
   };
   auditMaxEntries: number;
   allowEvictingQueueRedis: boolean;
@@ -705,6 +720,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       whenRedisDown: e.TOKEN_WHEN_REDIS_DOWN,
       introspectionClients: parseIntrospectionClients(e.INTROSPECTION_CLIENTS),
     },
+    edge: { cookieName: e.EDGE_COOKIE_NAME, passAccessToken: e.EDGE_PASS_ACCESS_TOKEN },
     auditMaxEntries: e.AUDIT_MAX_ENTRIES,
     allowEvictingQueueRedis: e.ALLOW_EVICTING_QUEUE_REDIS,
     embeddedWorker: e.EMBEDDED_WORKER,

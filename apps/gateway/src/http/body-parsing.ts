@@ -16,8 +16,13 @@ export function keepBodiesAsBytes(fastify: FastifyInstance, config: AppConfig): 
   limitBodiesByRoute(fastify, config);
 }
 
-/** The JWT webhooks and token introspection: one token each. */
-const JWT_ROUTES = ['/webhooks/oidc/backchannel-logout', '/webhooks/ssf', '/oauth2/introspect'];
+/** The JWT webhooks, token introspection and forward auth: one token each, at most. */
+const JWT_ROUTES = [
+  '/webhooks/oidc/backchannel-logout',
+  '/webhooks/ssf',
+  '/oauth2/introspect',
+  '/auth/verify',
+];
 
 /**
  * Each route's own body limit: only PingOne sends megabytes; a back-channel logout, a SET or an admin

@@ -1,0 +1,121 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AppConfig } from '#config';
+import { isRedisUnavailable } from '#redis';
+import { InvalidArgumentError, type SessionStore } from '#session-store';
+import { type TokenVerifier, TokenVerifierUnavailableError } from '#token-verifier';
+import { RETRY_AFTER_SECONDS } from '../http/redis-unavailable.js';
+
+export const FORWARD_AUTH_PATH = '/auth/verify';
+
+/** What the proxy passes upstream: oauth2-proxy's header names, which NGINX, Traefik and Envoy users know. */
+interface Identity {
+  user: string;
+  email?: unknown;
+  preferredUsername?: unknown;
+  groups: readonly string[];
+  accessToken?: string;
+}
+
+/**
+ * Forward auth for reverse proxies (NGINX `auth_request`, Traefik `forwardAuth`, Envoy `ext_authz`):
+ * any method, no body. A live session (the `EDGE_COOKIE_NAME` cookie, read with the session store: one
+ * round trip) or an active access token (`Authorization: Bearer`, through the token verifier) gets 200
+ * with the identity in `X-Auth-Request-*` headers; anything else 401, so the proxy refuses the request
+ * (or sends a browser to log in). Redis out of reach is 503, never 200. A plain Fastify route: it
+ * answers every request a proxied application receives.
+ */
+export function serveForwardAuth(
+  fastify: FastifyInstance,
+  config: AppConfig,
+  store: SessionStore,
+  verifier: TokenVerifier | undefined,
+): void {
+  const cookieName = config.edge.cookieName;
+  fastify.route({
+    method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    url: FORWARD_AUTH_PATH,
+    handler: async (request: FastifyRequest, reply: FastifyReply) => {
+      void reply.header('Cache-Control', 'no-store');
+      try {
+        const identity =
+          (await fromSession(store, readCookie(request.headers.cookie, cookieName))) ??
+          (await fromBearer(verifier, request.headers.authorization, config.edge.passAccessToken));
+        if (!identity) return reply.status(401).send({ statusCode: 401, error: 'Unauthorized' });
+        setIdentity(reply, identity);
+        return reply.status(200).send();
+      } catch (err) {
+        if (!(err instanceof TokenVerifierUnavailableError) && !isRedisUnavailable(err)) throw err;
+        request.log.warn({ forwardAuth: { reason: 'unavailable' } }, 'forward auth answered 503');
+        return reply
+          .status(503)
+          .header('Retry-After', String(RETRY_AFTER_SECONDS))
+          .send({ statusCode: 503, error: 'Service Unavailable' });
+      }
+    },
+  });
+}
+
+async function fromSession(store: SessionStore, sessionId: string | undefined): Promise<Identity | null> {
+  if (sessionId === undefined) return null;
+  try {
+    const session = await store.getSession(sessionId);
+    if (!session) return null;
+    return {
+      user: session.userId,
+      email: session.claims['email'],
+      preferredUsername: session.claims['preferred_username'],
+      groups: session.groups,
+    };
+  } catch (err) {
+    // A cookie that is not a session id of ours (forged, tampered, another app's) is no session.
+    if (err instanceof InvalidArgumentError) return null;
+    throw err;
+  }
+}
+
+async function fromBearer(
+  verifier: TokenVerifier | undefined,
+  authorization: string | undefined,
+  passAccessToken: boolean,
+): Promise<Identity | null> {
+  const m = verifier && authorization ? /^Bearer ([\x21-\x7e]+)$/i.exec(authorization) : null;
+  if (!m) return null;
+  const result = await verifier!.verify(m[1]);
+  if (!result.active) return null;
+  return {
+    user: result.userId,
+    email: result.claims.email,
+    preferredUsername: result.claims.preferred_username,
+    groups: result.claims.groups ?? [],
+    ...(passAccessToken ? { accessToken: m[1] } : {}),
+  };
+}
+
+/** Header values carry only visible ASCII and spaces: anything else is percent-encoded, never a CR or LF. */
+const headerValue = (value: string): string => value.replace(/[^\x20-\x7e]/g, (c) => encodeURIComponent(c));
+
+function setIdentity(reply: FastifyReply, identity: Identity): void {
+  void reply.header('X-Auth-Request-User', headerValue(identity.user));
+  if (typeof identity.email === 'string')
+    void reply.header('X-Auth-Request-Email', headerValue(identity.email));
+  if (typeof identity.preferredUsername === 'string')
+    void reply.header('X-Auth-Request-Preferred-Username', headerValue(identity.preferredUsername));
+  if (identity.groups.length)
+    void reply.header(
+      'X-Auth-Request-Groups',
+      headerValue(identity.groups.map((g) => g.replace(/,/g, '%2C')).join(',')),
+    );
+  if (identity.accessToken) void reply.header('X-Auth-Request-Access-Token', identity.accessToken);
+}
+
+/** The value of one cookie of a `Cookie` header, or undefined. */
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
+    const value = part.slice(eq + 1).trim();
+    return value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+  }
+  return undefined;
+}

@@ -9,21 +9,15 @@
 -- Returns the issuedAt used; an error with code REVOKED or EXPIRED.
 --#include redis-now
 --#include index-upkeep
+--#include born-revoked
 local now = redisNow()
 local iat = now
 if ARGV[2] ~= '' then iat = tonumber(ARGV[2]) end
 local keep = tonumber(ARGV[4])
 if keep <= now then return redis.error_reply('EXPIRED the token expires before it could be cached') end
-if iat < tonumber(redis.call('GET', KEYS[2]) or '0') then
-  return redis.error_reply("REVOKED issued before the user's not-before")
-end
-if ARGV[6] ~= '' and iat < tonumber(ARGV[6]) then
-  return redis.error_reply("REVOKED issued before a not-before kept outside the user's slot (IdP session, group)")
-end
 local ih = ARGV[5]
-if ih ~= '' and iat < tonumber(redis.call('HGET', KEYS[4], ih) or '0') then
-  return redis.error_reply("REVOKED issued before its IdP session's not-before")
-end
+local revoked = bornRevoked(iat, KEYS[2], ARGV[6], KEYS[4], ih)
+if revoked then return redis.error_reply(revoked) end
 local siat = string.format('%.0f', iat)
 local skeep = string.format('%.0f', keep)
 local fields = { 'uid', ARGV[1], 'iat', siat, 'exp', ARGV[3] }

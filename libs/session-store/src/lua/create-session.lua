@@ -11,6 +11,7 @@
 -- code REVOKED when the session would be born before a not-before stamp (a racing login loses).
 --#include redis-now
 --#include index-upkeep
+--#include born-revoked
 local now = redisNow()
 local iat = now
 if ARGV[4] ~= '' then iat = tonumber(ARGV[4]) end
@@ -18,16 +19,9 @@ local exp = now + tonumber(ARGV[2])
 if ARGV[3] ~= '' then exp = math.min(exp, tonumber(ARGV[3])) end
 if exp <= now then return redis.error_reply('EXPIRED notAfter leaves the session no lifetime') end
 
-if iat < tonumber(redis.call('GET', KEYS[2]) or '0') then
-  return redis.error_reply("REVOKED issued before the user's not-before")
-end
-if ARGV[7] ~= '' and iat < tonumber(ARGV[7]) then
-  return redis.error_reply("REVOKED issued before a not-before kept outside the user's slot (IdP session, group)")
-end
 local ih = ARGV[6]
-if ih ~= '' and iat < tonumber(redis.call('HGET', KEYS[4], ih) or '0') then
-  return redis.error_reply("REVOKED issued before its IdP session's not-before")
-end
+local revoked = bornRevoked(iat, KEYS[2], ARGV[7], KEYS[4], ih)
+if revoked then return redis.error_reply(revoked) end
 
 local siat = string.format('%.0f', iat)
 local sexp = string.format('%.0f', exp)

@@ -20,8 +20,32 @@ export interface TestIdp {
   opaque(sub: string, extra?: { sid?: string; ttlSeconds?: number }): Promise<string>;
   /** Revokes a token at the IdP (introspection then says inactive). */
   revoke(token: string): Promise<void>;
+  /**
+   * Signs `sub` in at the OP the way a browser would (its development login and consent pages, over
+   * HTTP with a cookie jar), starting from the authorization URL a relying party redirected to, and
+   * returns where the OP sends the browser back (the relying party's redirect_uri with code and state).
+   */
+  signIn(authorizationUrl: string, sub: string): Promise<string>;
   stop(): Promise<void>;
 }
+
+/** A relying party registered at the test OP (authorization code, with back-channel logout). */
+export interface TestRelyingParty {
+  clientId: string;
+  clientSecret: string;
+  redirectUri: string;
+  postLogoutRedirectUri?: string;
+  backchannelLogoutUri?: string;
+}
+
+/** The claims the test OP gives every account: derived from its sub, so a test knows them. */
+export const accountClaims = (sub: string) => ({
+  sub,
+  email: sub.includes('@') ? sub : `${sub}@example.com`,
+  preferred_username: sub.split('@')[0],
+  name: `User ${sub}`,
+  groups: ['staff', `team-${sub.length % 3}`],
+});
 
 /**
  * A certified OpenID Provider (oidc-provider, panva) on a free port of 127.0.0.1, in this process:
@@ -29,7 +53,7 @@ export interface TestIdp {
  * server and opaque ones otherwise. Tokens are minted with the provider's own AccessToken model, as
  * its token endpoint would after a login.
  */
-export async function startTestIdp(): Promise<TestIdp> {
+export async function startTestIdp(options: { relyingParty?: TestRelyingParty } = {}): Promise<TestIdp> {
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const key = { ...(await exportJWK(privateKey)), kid: 'test-key-1', alg: 'RS256', use: 'sig' };
   const server: Server = createServer();
@@ -49,8 +73,36 @@ export async function startTestIdp(): Promise<TestIdp> {
         redirect_uris: [],
         response_types: [],
       },
+      ...(options.relyingParty
+        ? [
+            {
+              client_id: options.relyingParty.clientId,
+              client_secret: options.relyingParty.clientSecret,
+              grant_types: ['authorization_code', 'refresh_token'],
+              response_types: ['code' as const],
+              redirect_uris: [options.relyingParty.redirectUri],
+              ...(options.relyingParty.postLogoutRedirectUri
+                ? { post_logout_redirect_uris: [options.relyingParty.postLogoutRedirectUri] }
+                : {}),
+              ...(options.relyingParty.backchannelLogoutUri
+                ? {
+                    backchannel_logout_uri: options.relyingParty.backchannelLogoutUri,
+                    backchannel_logout_session_required: true,
+                  }
+                : {}),
+            },
+          ]
+        : []),
     ],
+    findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => accountClaims(sub) }),
+    claims: { openid: ['sub'], email: ['email'], profile: ['name', 'preferred_username', 'groups'] },
+    // The ID token carries the profile claims itself, as Ping's can be configured to.
+    conformIdTokenClaims: false,
+    // offline_access needs consent to the prompt, which the development consent page gives.
+    issueRefreshToken: () => true,
     features: {
+      backchannelLogout: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
@@ -109,6 +161,7 @@ export async function startTestIdp(): Promise<TestIdp> {
     introspections: () => introspections,
     jwt: (sub, extra = {}) => mint(sub, extra, true),
     opaque: (sub, extra = {}) => mint(sub, extra, false),
+    signIn: (authorizationUrl, sub) => signIn(authorizationUrl, sub),
     revoke: async (token) => {
       const found = await provider.AccessToken.find(token);
       await found?.destroy();
@@ -119,4 +172,49 @@ export async function startTestIdp(): Promise<TestIdp> {
         server.close((err) => (err ? reject(err) : resolve()));
       }),
   };
+}
+
+/** Follows the OP's redirects and fills its development login and consent forms (see TestIdp.signIn). */
+async function signIn(authorizationUrl: string, sub: string): Promise<string> {
+  const jar = new Map<string, string>();
+  const origin = new URL(authorizationUrl).origin;
+  const call = async (url: string, form?: Record<string, string>) => {
+    const res = await fetch(url, {
+      method: form ? 'POST' : 'GET',
+      redirect: 'manual',
+      headers: {
+        cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '),
+        ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+      },
+      ...(form ? { body: new URLSearchParams(form) } : {}),
+    });
+    for (const cookie of res.headers.getSetCookie()) {
+      const [pair] = cookie.split(';');
+      const eq = pair!.indexOf('=');
+      jar.set(pair!.slice(0, eq), pair!.slice(eq + 1));
+    }
+    return res;
+  };
+  let url = authorizationUrl;
+  for (let step = 0; step < 12; step++) {
+    const res = await call(url);
+    const location = res.headers.get('location');
+    if (location) {
+      const next = new URL(location, url).href;
+      if (!next.startsWith(origin)) return next;
+      url = next;
+      continue;
+    }
+    const page = await res.text();
+    const action = /<form[^>]*action="([^"]+)"/.exec(page)?.[1];
+    if (!action) throw new Error(`unexpected page from the OP (${res.status})`);
+    const target = new URL(action.replace(/&amp;/g, '&'), url).href;
+    const form = page.includes('name="login"')
+      ? await call(target, { prompt: 'login', login: sub, password: 'any' })
+      : await call(target, { prompt: 'consent' });
+    const after = form.headers.get('location');
+    if (!after) throw new Error(`the OP's form answered ${form.status}`);
+    url = new URL(after, url).href;
+  }
+  throw new Error('the OP did not send the browser back');
 }

@@ -1,12 +1,14 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { AppConfig } from '#config';
 import { RevokerMetrics } from '#metrics';
+import { SESSION_REDIS } from '#redis';
 import { SessionStore } from '#session-store';
 import { TokenVerifier } from '#token-verifier';
 import { AdminAuthService } from './admin/admin-auth.service.js';
 import { limitAdminCalls } from './http/admin-rate-limit.js';
 import { IntrospectionAuth } from './tokens/introspection-auth.js';
 import { serveForwardAuth } from './edge/forward-auth.js';
+import { serveOidcLogin } from './edge/oidc-login.js';
 import { keepBodiesAsBytes } from './http/body-parsing.js';
 import { mountDashboard } from './http/dashboard.js';
 import { echoRequestId } from './http/fastify-adapter.js';
@@ -40,6 +42,8 @@ export async function configureGateway(
       store,
       config.tokens.issuers.length > 0 ? app.get(TokenVerifier) : undefined,
     );
+  if (store && config.edge.oidc)
+    serveOidcLogin(fastify, config, config.edge.oidc, store, app.get(SESSION_REDIS));
   await mountDashboard(app, config);
   serveOpenApi(app);
   return app;

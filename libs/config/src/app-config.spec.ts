@@ -304,8 +304,9 @@ describe('loadConfig', () => {
   });
 
   it('reads the forward-auth cookie name and refuses one that is not a cookie name', () => {
-    expect(loadConfig({}).edge).toEqual({ cookieName: '__Host-session', passAccessToken: false });
-    expect(loadConfig({ EDGE_COOKIE_NAME: 'sid', EDGE_PASS_ACCESS_TOKEN: 'true' }).edge).toEqual({
+    expect(loadConfig({}).edge).toMatchObject({ cookieName: '__Host-session', passAccessToken: false });
+    expect(loadConfig({ EDGE_COOKIE_SECURE: 'false' }).edge).toMatchObject({ cookieName: 'session' });
+    expect(loadConfig({ EDGE_COOKIE_NAME: 'sid', EDGE_PASS_ACCESS_TOKEN: 'true' }).edge).toMatchObject({
       cookieName: 'sid',
       passAccessToken: true,
     });

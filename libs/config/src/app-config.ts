@@ -248,7 +248,19 @@ const EnvSchema = z.object({
   EDGE_COOKIE_NAME: z
     .string()
     .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/, 'must be a cookie name')
-    .default('__Host-session'),
+    .optional(),
+  EDGE_COOKIE_SECURE: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
+  EDGE_SESSION_TTL_SECONDS: int(60, 30 * 86_400).default(28_800),
+  OIDC_ISSUER: z.string().url().optional(),
+  OIDC_CLIENT_ID: z.string().optional(),
+  OIDC_CLIENT_SECRET: z.string().optional(),
+  OIDC_REDIRECT_URI: z.string().url().optional(),
+  OIDC_SCOPES: z.string().default('openid profile email offline_access'),
+  OIDC_GROUPS_CLAIM: z.string().min(1).default('groups'),
+  OIDC_POST_LOGOUT_REDIRECT_URI: z.string().url().optional(),
   EDGE_PASS_ACCESS_TOKEN: z
     .enum(['true', 'false', '1', '0'])
     .default('false')
@@ -343,8 +355,24 @@ export interface AppConfig {
   edge: {
     /** The cookie holding the session id. */
     cookieName: string;
+    /** The cookie is Secure (and may then be a `__Host-` cookie). */
+    cookieSecure: boolean;
     /** Pass a verified Bearer token upstream in X-Auth-Request-Access-Token. */
     passAccessToken: boolean;
+    /** A session made by the login lives at most this long. */
+    sessionTtlSeconds: number;
+    /** The OpenID Connect relying party behind /auth/login (off without OIDC_ISSUER). */
+    oidc?: {
+      issuer: string;
+      clientId: string;
+      clientSecret: string;
+      redirectUri: string;
+      scopes: string;
+      groupsClaim: string;
+      postLogoutRedirectUri?: string;
+      /** The issuer is plain http (loopback, or ALLOW_HTTP_JWKS). */
+      insecure: boolean;
+    };
   };
   auditMaxEntries: number;
   allowEvictingQueueRedis: boolean;
@@ -508,6 +536,35 @@ const TOKEN_SETTINGS_WITH_DEFAULTS = [
   'TOKEN_WHEN_REDIS_DOWN',
 ];
 
+/** The edge's OpenID Connect relying party, when OIDC_ISSUER is set: every setting it needs, checked. */
+function oidcFromEnv(env: z.infer<typeof EnvSchema>): AppConfig['edge']['oidc'] {
+  if (!env.OIDC_ISSUER) return undefined;
+  for (const name of ['OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'OIDC_REDIRECT_URI'] as const)
+    if (!env[name]) throw new ConfigError(`${name}: required when OIDC_ISSUER is set`);
+  if (!env.SESSION_TAG_SECRET)
+    throw new ConfigError('SESSION_TAG_SECRET: required with OIDC_ISSUER (the login makes sessions)');
+  if (!env.OIDC_SCOPES.split(/\s+/).includes('openid'))
+    throw new ConfigError('OIDC_SCOPES: must include openid');
+  if (env.EDGE_COOKIE_NAME?.startsWith('__Host-') && !env.EDGE_COOKIE_SECURE)
+    throw new ConfigError('EDGE_COOKIE_NAME: a __Host- cookie must be Secure (EDGE_COOKIE_SECURE=true)');
+  const { protocol, hostname } = new URL(env.OIDC_ISSUER);
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(hostname);
+  if (protocol === 'http:' && !loopback && !env.ALLOW_HTTP_JWKS)
+    throw new ConfigError(
+      `OIDC_ISSUER: must be an https:// URL (http:// only to localhost, or set ALLOW_HTTP_JWKS=true), got ${env.OIDC_ISSUER}`,
+    );
+  return {
+    issuer: env.OIDC_ISSUER,
+    clientId: env.OIDC_CLIENT_ID!,
+    clientSecret: env.OIDC_CLIENT_SECRET!,
+    redirectUri: env.OIDC_REDIRECT_URI!,
+    scopes: env.OIDC_SCOPES,
+    groupsClaim: env.OIDC_GROUPS_CLAIM,
+    ...(env.OIDC_POST_LOGOUT_REDIRECT_URI ? { postLogoutRedirectUri: env.OIDC_POST_LOGOUT_REDIRECT_URI } : {}),
+    insecure: protocol === 'http:',
+  };
+}
+
 /** TRUSTED_PROXIES: IP addresses and CIDR ranges, comma-separated; anything else stops start-up. */
 function trustedProxies(raw: string | undefined): string[] {
   const entries = list(raw);
@@ -632,6 +689,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ),
     ] as [string, string | undefined][])
       checkJwksTransport(where, uri);
+  const oidc = oidcFromEnv(e);
   if (e.HTTP_HEADERS_TIMEOUT_MS > e.HTTP_REQUEST_TIMEOUT_MS)
     throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS: must not be longer than HTTP_REQUEST_TIMEOUT_MS');
   const envIds = list(e.PINGONE_ENVIRONMENT_IDS);
@@ -720,7 +778,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       whenRedisDown: e.TOKEN_WHEN_REDIS_DOWN,
       introspectionClients: parseIntrospectionClients(e.INTROSPECTION_CLIENTS),
     },
-    edge: { cookieName: e.EDGE_COOKIE_NAME, passAccessToken: e.EDGE_PASS_ACCESS_TOKEN },
+    edge: {
+      cookieName: e.EDGE_COOKIE_NAME ?? (e.EDGE_COOKIE_SECURE ? '__Host-session' : 'session'),
+      cookieSecure: e.EDGE_COOKIE_SECURE,
+      passAccessToken: e.EDGE_PASS_ACCESS_TOKEN,
+      sessionTtlSeconds: e.EDGE_SESSION_TTL_SECONDS,
+      ...(oidc ? { oidc } : {}),
+    },
     auditMaxEntries: e.AUDIT_MAX_ENTRIES,
     allowEvictingQueueRedis: e.ALLOW_EVICTING_QUEUE_REDIS,
     embeddedWorker: e.EMBEDDED_WORKER,

@@ -77,6 +77,10 @@ export class KeySpace {
   idpNotBeforeGlobal(idpHash: string): string {
     return `${this.prefix}:idp:{${idpHash}}:nb`;
   }
+  /** A login in progress at an OpenID Provider (PKCE verifier, nonce, return path), by its state's hash. */
+  loginState(stateHash: string): string {
+    return `${this.prefix}:login:${stateHash}`;
+  }
   /** A session's member of its IdP session's index. */
   idpSessionMember(tag: string, handle: string): string {
     return `${tag}:${handle}`;

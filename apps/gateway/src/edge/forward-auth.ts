@@ -4,6 +4,7 @@ import { isRedisUnavailable } from '#redis';
 import { InvalidArgumentError, type SessionStore } from '#session-store';
 import { type TokenVerifier, TokenVerifierUnavailableError } from '#token-verifier';
 import { RETRY_AFTER_SECONDS } from '../http/redis-unavailable.js';
+import { parseSessionCookie } from './session-cookie.js';
 
 export const FORWARD_AUTH_PATH = '/auth/verify';
 
@@ -38,8 +39,10 @@ export function serveForwardAuth(
       void reply.header('Cache-Control', 'no-store');
       try {
         const identity =
-          (await fromSession(store, readCookie(request.headers.cookie, cookieName))) ??
-          (await fromBearer(verifier, request.headers.authorization, config.edge.passAccessToken));
+          (await fromSession(
+            store,
+            parseSessionCookie(readCookie(request.headers.cookie, cookieName))?.sessionId,
+          )) ?? (await fromBearer(verifier, request.headers.authorization, config.edge.passAccessToken));
         if (!identity) return reply.status(401).send({ statusCode: 401, error: 'Unauthorized' });
         setIdentity(reply, identity);
         return reply.status(200).send();

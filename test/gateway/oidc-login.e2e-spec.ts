@@ -1,0 +1,154 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { AddressInfo } from 'node:net';
+import request from 'supertest';
+import { SessionStore } from '#session-store';
+import { safeReturnPath } from '../../apps/gateway/src/edge/session-cookie.js';
+import { startGateway, type TestGateway } from '../support/gateway.js';
+import { accountClaims, startTestIdp, type TestIdp } from '../support/oidc-provider.js';
+import { deletePrefix, freePorts, uniquePrefix } from '../support/redis.js';
+
+const TAG_SECRET = 'oidc-login-tag-secret-0123456789';
+const CLIENT = { id: 'edge-app', secret: 'edge-app-secret-0123456789abcdef' };
+
+describe('the edge login (OpenID Connect relying party, openid-client)', () => {
+  let idp: TestIdp;
+  let gw: TestGateway;
+  let store: SessionStore;
+  let origin: string;
+  const prefix = uniquePrefix('oidc-login');
+  const agent = () => request(gw.app.getHttpServer());
+
+  beforeAll(async () => {
+    const [port] = await freePorts(1);
+    origin = `http://127.0.0.1:${port}`;
+    idp = await startTestIdp({
+      relyingParty: {
+        clientId: CLIENT.id,
+        clientSecret: CLIENT.secret,
+        redirectUri: `${origin}/auth/callback`,
+        postLogoutRedirectUri: `${origin}/signed-out`,
+        // Registered as the OP would be told to (README): its ID tokens then carry sid.
+        backchannelLogoutUri: `${origin}/webhooks/oidc/backchannel-logout`,
+      },
+    });
+    gw = await startGateway({
+      SESSION_PREFIX: prefix,
+      SESSION_TAG_SECRET: TAG_SECRET,
+      OIDC_ISSUER: idp.issuer,
+      OIDC_CLIENT_ID: CLIENT.id,
+      OIDC_CLIENT_SECRET: CLIENT.secret,
+      OIDC_REDIRECT_URI: `${origin}/auth/callback`,
+      OIDC_POST_LOGOUT_REDIRECT_URI: `${origin}/signed-out`,
+      EDGE_COOKIE_SECURE: 'false',
+    });
+    await gw.app.listen(port!, '127.0.0.1');
+    expect((gw.app.getHttpServer().address() as AddressInfo).port).toBe(port);
+    store = new SessionStore({ redis: gw.redis, prefix, tagSecret: TAG_SECRET });
+  });
+  afterAll(async () => {
+    if (gw) {
+      await deletePrefix(gw.redis, prefix);
+      await gw.close();
+    }
+    await idp?.stop();
+  });
+
+  /** Signs `sub` in through /auth/login and the OP; returns the callback's answer and its URL. */
+  async function logIn(sub: string, rd = '/orders?page=2') {
+    const start = await agent()
+      .get(`/auth/login?rd=${encodeURIComponent(rd)}`)
+      .expect(302);
+    const authorization = new URL(start.headers['location'] as string);
+    expect(authorization.origin).toBe(idp.issuer);
+    expect(authorization.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(authorization.searchParams.get('state')).toEqual(expect.any(String));
+    expect(authorization.searchParams.get('nonce')).toEqual(expect.any(String));
+    const back = new URL(await idp.signIn(authorization.href, sub));
+    expect(back.origin + back.pathname).toBe(`${origin}/auth/callback`);
+    const callback = `${back.pathname}${back.search}`;
+    const res = await agent().get(callback);
+    return { res, callback };
+  }
+  const cookieOf = (res: request.Response) => {
+    const header = ([] as string[]).concat(res.headers['set-cookie'] ?? [])[0] ?? '';
+    return header.split(';')[0]!;
+  };
+
+  it('signs a user in: a session born of the ID token, its cookie, and back to where they were going', async () => {
+    const { res } = await logIn('ada');
+    expect(res.status).toBe(302);
+    expect(res.headers['location']).toBe('/orders?page=2');
+    const setCookie = ([] as string[]).concat(res.headers['set-cookie'] ?? [])[0]!;
+    expect(setCookie).toMatch(/^session=[A-Za-z0-9_.-]+; Path=\/; HttpOnly; SameSite=Lax; Max-Age=\d+$/);
+    const verified = await agent().get('/auth/verify').set('Cookie', cookieOf(res)).expect(200);
+    const claims = accountClaims('ada');
+    expect(verified.headers).toMatchObject({
+      'x-auth-request-user': 'ada',
+      'x-auth-request-email': claims.email,
+      'x-auth-request-preferred-username': claims.preferred_username,
+      'x-auth-request-groups': claims.groups.join(','),
+    });
+    // The session names its IdP session (sid), so a back-channel logout of it reaches it.
+    const [session] = await store.listUserSessions('ada');
+    expect(session?.idpSessionId).toEqual(expect.any(String));
+    await store.revokeIdpSession(session!.idpSessionId!);
+    await agent().get('/auth/verify').set('Cookie', cookieOf(res)).expect(401);
+  });
+
+  it('refuses a replayed callback, a missing or unknown state', async () => {
+    const { res, callback } = await logIn('grace');
+    expect(res.status).toBe(302);
+    const replay = await agent().get(callback).expect(400);
+    expect(replay.body).toMatchObject({ error: 'invalid_request' });
+    await agent().get('/auth/callback?code=x').expect(400);
+    await agent().get('/auth/callback?code=x&state=never-issued').expect(400);
+  });
+
+  it('keeps the ID token only sealed with a key the cookie holds; no token or code in Redis', async () => {
+    const { res, callback } = await logIn('linus');
+    const code = new URL(callback, origin).searchParams.get('code')!;
+    const keys = await gw.redis.keys(`${prefix}:*`);
+    const values = await Promise.all(
+      keys.map(async (k) =>
+        (await gw.redis.type(k)) === 'hash' ? JSON.stringify(await gw.redis.hgetall(k)) : '',
+      ),
+    );
+    const everything = keys.join('\n') + values.join('\n');
+    expect(everything).not.toContain(code);
+    expect(everything).not.toMatch(/eyJ[A-Za-z0-9_-]+\.eyJ/);
+    const cookieKey = cookieOf(res).split('.').at(-1)!;
+    expect(everything).not.toContain(cookieKey);
+    // A tampered key, or a session id alone, still finds the session; only logout needs the key.
+    await agent().get('/auth/verify').set('Cookie', cookieOf(res).replace(/.$/, 'x')).expect(200);
+    await agent().get('/auth/verify').set('Cookie', 'session=forged.value.x').expect(401);
+  });
+
+  it('logs out: the session is gone, the cookie cleared, and the OP told with id_token_hint', async () => {
+    const { res } = await logIn('barbara');
+    const cookie = cookieOf(res);
+    const out = await agent().get('/auth/logout').set('Cookie', cookie).expect(302);
+    const endSession = new URL(out.headers['location'] as string);
+    expect(endSession.origin).toBe(idp.issuer);
+    expect(endSession.searchParams.get('id_token_hint')).toMatch(/^eyJ/);
+    expect(endSession.searchParams.get('post_logout_redirect_uri')).toBe(`${origin}/signed-out`);
+    expect(([] as string[]).concat(out.headers['set-cookie'] ?? [])[0]).toMatch(/^session=; .*Max-Age=0$/);
+    await agent().get('/auth/verify').set('Cookie', cookie).expect(401);
+  });
+
+  it('only ever returns to a path on this site', () => {
+    for (const rd of [
+      '//evil.example.com',
+      'https://evil.example.com',
+      '/\\evil.example.com',
+      '\\\\evil',
+      '/%2F%2Fevil.example.com',
+      '/%5Cevil',
+      'javascript:alert(1)',
+      '',
+      '/a\r\nLocation: x',
+    ])
+      expect({ rd, to: safeReturnPath(rd) }).toEqual({ rd, to: '/' });
+    expect(safeReturnPath('/orders?page=2#top')).toBe('/orders?page=2#top');
+    expect(safeReturnPath('/a/b%20c')).toBe('/a/b%20c');
+  });
+});

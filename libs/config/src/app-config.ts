@@ -560,7 +560,9 @@ function oidcFromEnv(env: z.infer<typeof EnvSchema>): AppConfig['edge']['oidc'] 
     redirectUri: env.OIDC_REDIRECT_URI!,
     scopes: env.OIDC_SCOPES,
     groupsClaim: env.OIDC_GROUPS_CLAIM,
-    ...(env.OIDC_POST_LOGOUT_REDIRECT_URI ? { postLogoutRedirectUri: env.OIDC_POST_LOGOUT_REDIRECT_URI } : {}),
+    ...(env.OIDC_POST_LOGOUT_REDIRECT_URI
+      ? { postLogoutRedirectUri: env.OIDC_POST_LOGOUT_REDIRECT_URI }
+      : {}),
     insecure: protocol === 'http:',
   };
 }

@@ -21,6 +21,7 @@ describe('/auth/verify (forward auth for NGINX, Traefik, Envoy)', () => {
   let idp: TestIdp;
   let gw: TestGateway;
   let passing: TestGateway;
+  let login: TestGateway;
   let store: SessionStore;
   const prefix = uniquePrefix('forward-auth');
   let n = 0;
@@ -40,11 +41,20 @@ describe('/auth/verify (forward auth for NGINX, Traefik, Envoy)', () => {
     idp = await startTestIdp();
     gw = await startGateway(env());
     passing = await startGateway({ ...env(), EDGE_PASS_ACCESS_TOKEN: 'true' });
+    // Discovery happens at the first login, which this suite never starts.
+    login = await startGateway({
+      ...env(),
+      OIDC_ISSUER: idp.issuer,
+      OIDC_CLIENT_ID: 'edge',
+      OIDC_CLIENT_SECRET: 'edge-secret',
+      OIDC_REDIRECT_URI: 'http://127.0.0.1/auth/callback',
+    });
     store = new SessionStore({ redis: gw.redis, prefix, tagSecret: TAG_SECRET });
   });
   afterAll(async () => {
     await deletePrefix(gw.redis, prefix);
     await passing?.close();
+    await login?.close();
     await gw?.close();
     await idp?.stop();
   });
@@ -93,6 +103,31 @@ describe('/auth/verify (forward auth for NGINX, Traefik, Envoy)', () => {
     await store.revokeUser(sub);
     await verify(gw).set('Authorization', `Bearer ${token}`).expect(401);
     await verify(gw).set('Authorization', 'Bearer not-a-token').expect(401);
+  });
+
+  it('sends a browser to the login with ?redirect=true (Traefik) or an appended path (Envoy); API calls get 401', async () => {
+    const html = 'text/html,application/xhtml+xml';
+    const traefik = await verify(login, 'get')
+      .query({ redirect: 'true' })
+      .set('Accept', html)
+      .set('X-Forwarded-Uri', '/orders?page=2')
+      .expect(302);
+    expect(traefik.headers['location']).toBe(`/auth/login?rd=${encodeURIComponent('/orders?page=2')}`);
+    const envoy = await request(login.app.getHttpServer())
+      .get('/auth/verify/reports/q1')
+      .set('Accept', html)
+      .expect(302);
+    expect(envoy.headers['location']).toBe(`/auth/login?rd=${encodeURIComponent('/reports/q1')}`);
+    // Never off-site, whatever the proxy passes on.
+    const evil = await verify(login)
+      .query({ redirect: 'true' })
+      .set('Accept', html)
+      .set('X-Forwarded-Uri', '//evil.example.com')
+      .expect(302);
+    expect(evil.headers['location']).toBe(`/auth/login?rd=${encodeURIComponent('/')}`);
+    await verify(login).query({ redirect: 'true' }).set('Accept', 'application/json').expect(401);
+    // Without a login configured there is nowhere to send it.
+    await verify(gw).query({ redirect: 'true' }).set('Accept', html).expect(401);
   });
 
   it('never lets a user id or claim break a header: non-ASCII and line breaks are percent-encoded', async () => {

@@ -4,7 +4,7 @@ import { isRedisUnavailable } from '#redis';
 import { InvalidArgumentError, type SessionStore } from '#session-store';
 import { type TokenVerifier, TokenVerifierUnavailableError } from '#token-verifier';
 import { RETRY_AFTER_SECONDS } from '../http/redis-unavailable.js';
-import { parseSessionCookie } from './session-cookie.js';
+import { parseSessionCookie, safeReturnPath } from './session-cookie.js';
 
 export const FORWARD_AUTH_PATH = '/auth/verify';
 
@@ -32,30 +32,52 @@ export function serveForwardAuth(
   verifier: TokenVerifier | undefined,
 ): void {
   const cookieName = config.edge.cookieName;
-  fastify.route({
-    method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
-    url: FORWARD_AUTH_PATH,
-    handler: async (request: FastifyRequest, reply: FastifyReply) => {
-      void reply.header('Cache-Control', 'no-store');
-      try {
-        const identity =
-          (await fromSession(
-            store,
-            parseSessionCookie(readCookie(request.headers.cookie, cookieName))?.sessionId,
-          )) ?? (await fromBearer(verifier, request.headers.authorization, config.edge.passAccessToken));
-        if (!identity) return reply.status(401).send({ statusCode: 401, error: 'Unauthorized' });
-        setIdentity(reply, identity);
-        return reply.status(200).send();
-      } catch (err) {
-        if (!(err instanceof TokenVerifierUnavailableError) && !isRedisUnavailable(err)) throw err;
-        request.log.warn({ forwardAuth: { reason: 'unavailable' } }, 'forward auth answered 503');
-        return reply
-          .status(503)
-          .header('Retry-After', String(RETRY_AFTER_SECONDS))
-          .send({ statusCode: 503, error: 'Service Unavailable' });
-      }
-    },
-  });
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    void reply.header('Cache-Control', 'no-store');
+    try {
+      const identity =
+        (await fromSession(
+          store,
+          parseSessionCookie(readCookie(request.headers.cookie, cookieName))?.sessionId,
+        )) ?? (await fromBearer(verifier, request.headers.authorization, config.edge.passAccessToken));
+      if (!identity) return refuse(request, reply, Boolean(config.edge.oidc));
+      setIdentity(reply, identity);
+      return reply.status(200).send();
+    } catch (err) {
+      if (!(err instanceof TokenVerifierUnavailableError) && !isRedisUnavailable(err)) throw err;
+      request.log.warn({ forwardAuth: { reason: 'unavailable' } }, 'forward auth answered 503');
+      return reply
+        .status(503)
+        .header('Retry-After', String(RETRY_AFTER_SECONDS))
+        .send({ statusCode: 503, error: 'Service Unavailable' });
+    }
+  };
+  const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+  fastify.route({ method: [...methods], url: FORWARD_AUTH_PATH, handler });
+  // Envoy's ext_authz appends the original path to its path_prefix: /auth/verify/<original path>.
+  fastify.route({ method: [...methods], url: `${FORWARD_AUTH_PATH}/*`, handler });
+}
+
+/**
+ * 401, or with `?redirect=true` (Traefik, Envoy: they hand a non-2xx answer to the client as it is)
+ * and a browser's request, a 302 to the login with the original path as `rd`: X-Forwarded-Uri
+ * (Traefik), X-Original-URI (NGINX), or what Envoy appended to the verify path.
+ */
+function refuse(request: FastifyRequest, reply: FastifyReply, canLogIn: boolean) {
+  const query = request.query as Record<string, unknown> | undefined;
+  const path = request.url.split('?')[0]!;
+  // Envoy cannot add a query to its path prefix: a path after /auth/verify asks for the redirect too.
+  const asked = query?.['redirect'] === 'true' || path.length > FORWARD_AUTH_PATH.length;
+  const wantsRedirect = asked && /\btext\/html\b/.test(String(request.headers.accept ?? ''));
+  if (!canLogIn || !wantsRedirect) return reply.status(401).send({ statusCode: 401, error: 'Unauthorized' });
+  const forwarded = request.headers['x-forwarded-uri'] ?? request.headers['x-original-uri'];
+  const original =
+    typeof forwarded === 'string'
+      ? forwarded
+      : path.length > FORWARD_AUTH_PATH.length
+        ? path.slice(FORWARD_AUTH_PATH.length)
+        : '/';
+  return reply.redirect(`/auth/login?rd=${encodeURIComponent(safeReturnPath(original))}`, 302);
 }
 
 async function fromSession(store: SessionStore, sessionId: string | undefined): Promise<Identity | null> {

@@ -140,10 +140,14 @@ describe('POST /webhooks/oidc/backchannel-logout', () => {
           source: 'oidc_bcl',
           eventType: 'backchannel-logout',
           eventId: `${ISS}#${c['jti']}`,
-          notBefore: (c['iat'] as number) * 1000,
+          notBefore: expect.any(Number),
         }),
       ]);
       expect(commands[0]!.receivedAt).toBeGreaterThanOrEqual(before);
+      // As of the end of the token's second (iat has whole seconds), never later than its arrival.
+      expect(commands[0]!.notBefore).toBe(
+        Math.min((c['iat'] as number) * 1000 + 999, commands[0]!.receivedAt),
+      );
     });
 
     it('revokes the IdP session alone when only sid is present', async () => {
@@ -164,7 +168,8 @@ describe('POST /webhooks/oidc/backchannel-logout', () => {
           target: { type: 'user', userId: 'user-77' },
           source: 'oidc_bcl',
           eventId: `${ISS}#${c['jti']}`,
-          notBefore: (c['iat'] as number) * 1000,
+          // 30 s ago: the end of that second, well before its arrival.
+          notBefore: (c['iat'] as number) * 1000 + 999,
         }),
       ]);
     });

@@ -2,6 +2,7 @@ import { commandId, RevocationCommand } from '#revocation';
 import { EventRejectedError } from './event-rejected.error.js';
 import type { JwtVerifier } from './jwt-verifier.js';
 import { isPlainObject } from './safe-json.js';
+import { latestInstantOf } from './numeric-date.js';
 
 export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
@@ -49,7 +50,7 @@ export async function parseLogoutToken(
     source: 'oidc_bcl',
     eventType: 'backchannel-logout',
     eventId,
-    notBefore: Math.floor(payload.iat! * 1000),
+    notBefore: latestInstantOf(payload.iat!),
     receivedAt: options.receivedAt,
   });
   if (!parsed.success)

@@ -2,6 +2,7 @@ import { commandId, RevocationCommand, type RevocationTarget } from '#revocation
 import { EventRejectedError } from './event-rejected.error.js';
 import type { JwtVerifier } from './jwt-verifier.js';
 import { isPlainObject } from './safe-json.js';
+import { latestInstantOf } from './numeric-date.js';
 
 const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
 const RISC = 'https://schemas.openid.net/secevent/risc/event-type/';
@@ -68,7 +69,7 @@ export async function parseSecurityEventToken(
       source: 'ssf',
       eventType,
       eventId,
-      notBefore: Math.floor(when * 1000),
+      notBefore: latestInstantOf(when),
       receivedAt: options.receivedAt,
       ...(typeof body['reason_admin'] === 'string' ? { reason: body['reason_admin'].slice(0, 512) } : {}),
     });

@@ -132,6 +132,17 @@ describe('deploy/nginx/nginx.conf with a real NGINX', () => {
     expect((await through('/', { cookie: `${COOKIE}=forged.value` })).status).toBe(401);
   });
 
+  it('sends a refused browser to the login, back to where it was going; others get the 401', async () => {
+    const page = { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' };
+    const refused = await fetch(`${base}/orders?page=2`, { headers: page, redirect: 'manual' });
+    expect(refused.status).toBe(302);
+    expect(refused.headers.get('location')).toBe('/auth/login?rd=/orders?page=2');
+    const { sessionId } = await store.createSession({ userId: user(), ttlSeconds: 600 });
+    expect((await through('/orders', { ...page, cookie: `${COOKIE}=${sessionId}` })).status).toBe(200);
+    // fetch, XHR, curl: no text/html, no redirect.
+    expect((await through('/orders', { accept: 'application/json' })).status).toBe(401);
+  });
+
   it('lets a Bearer API call through, then refuses it once the user is revoked', async () => {
     const sub = user();
     const token = await idp.jwt(sub);

@@ -5,7 +5,7 @@ import { SessionStore } from '#session-store';
 import { safeReturnPath } from '../../apps/gateway/src/edge/session-cookie.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { accountClaims, startTestIdp, type TestIdp } from '../support/oidc-provider.js';
-import { deletePrefix, freePorts, uniquePrefix } from '../support/redis.js';
+import { deletePrefix, freePorts, uniquePrefix, waitFor } from '../support/redis.js';
 
 const TAG_SECRET = 'oidc-login-tag-secret-0123456789';
 const CLIENT = { id: 'edge-app', secret: 'edge-app-secret-0123456789abcdef' };
@@ -150,5 +150,81 @@ describe('the edge login (OpenID Connect relying party, openid-client)', () => {
       expect({ rd, to: safeReturnPath(rd) }).toEqual({ rd, to: '/' });
     expect(safeReturnPath('/orders?page=2#top')).toBe('/orders?page=2#top');
     expect(safeReturnPath('/a/b%20c')).toBe('/a/b%20c');
+  });
+});
+
+describe('the edge login renews its tokens once across processes, and ends with the grant', () => {
+  let idp: TestIdp;
+  const gateways: TestGateway[] = [];
+  let store: SessionStore;
+  const prefix = uniquePrefix('oidc-refresh');
+  const TTL = 4;
+
+  beforeAll(async () => {
+    const [port] = await freePorts(1);
+    const origin = `http://127.0.0.1:${port}`;
+    idp = await startTestIdp({
+      relyingParty: {
+        clientId: CLIENT.id,
+        clientSecret: CLIENT.secret,
+        redirectUri: `${origin}/auth/callback`,
+      },
+      accessTokenTtlSeconds: TTL,
+    });
+    const env = {
+      SESSION_PREFIX: prefix,
+      SESSION_TAG_SECRET: TAG_SECRET,
+      OIDC_ISSUER: idp.issuer,
+      OIDC_CLIENT_ID: CLIENT.id,
+      OIDC_CLIENT_SECRET: CLIENT.secret,
+      OIDC_REDIRECT_URI: `${origin}/auth/callback`,
+      EDGE_COOKIE_SECURE: 'false',
+      EDGE_PASS_ACCESS_TOKEN: 'true',
+    };
+    // Two gateways on one Redis, as two processes behind a proxy would be.
+    gateways.push(await startGateway(env), await startGateway(env));
+    store = new SessionStore({ redis: gateways[0]!.redis, prefix, tagSecret: TAG_SECRET });
+  });
+  afterAll(async () => {
+    if (gateways[0]) await deletePrefix(gateways[0].redis, prefix);
+    for (const gw of gateways) await gw.close();
+    await idp?.stop();
+  });
+
+  const verify = (i: number, cookie: string) =>
+    request(gateways[i]!.app.getHttpServer()).get('/auth/verify').set('Cookie', cookie);
+  it('refreshes a session whose access token is due, once for 20 concurrent checks over two gateways', async () => {
+    const start = await request(gateways[0]!.app.getHttpServer()).get('/auth/login').expect(302);
+    const back = new URL(await idp.signIn(start.headers['location'] as string, 'rita'));
+    const res = await request(gateways[0]!.app.getHttpServer())
+      .get(`${back.pathname}${back.search}`)
+      .expect(302);
+    const cookie = ([] as string[]).concat(res.headers['set-cookie'] ?? [])[0]!.split(';')[0]!;
+    const first = (await verify(0, cookie).expect(200)).headers['x-auth-request-access-token'];
+    expect(first).toEqual(expect.any(String));
+    const sessionId = cookie
+      .slice(cookie.indexOf('=') + 1)
+      .split('.')
+      .slice(0, 2)
+      .join('.');
+    const due = Number((await store.getSession(sessionId))!.claims['_due']);
+    expect(due).toBeGreaterThan(Date.now());
+    await waitFor(() => Date.now() > due, 'the access token to be due', 10_000);
+    const before = idp.refreshes();
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => verify(i % 2, cookie)));
+    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
+    expect(idp.refreshes() - before).toBe(1);
+    const renewed = (await verify(0, cookie).expect(200)).headers['x-auth-request-access-token'];
+    expect(renewed).not.toBe(first);
+    // Nothing of the tokens is in Redis in the clear.
+    const record = JSON.stringify(await store.getSession(sessionId));
+    expect(record).not.toContain(renewed as string);
+
+    // The OP ends the grant: the next refresh gets invalid_grant, and the session ends with it.
+    await idp.revokeRefreshTokens('rita');
+    const nextDue = Number((await store.getSession(sessionId))!.claims['_due']);
+    await waitFor(() => Date.now() > nextDue, 'the renewed token to be due', 10_000);
+    await verify(1, cookie).expect(401);
+    expect(await store.getSession(sessionId)).toBeNull();
   });
 });

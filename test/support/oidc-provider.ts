@@ -26,6 +26,10 @@ export interface TestIdp {
    * returns where the OP sends the browser back (the relying party's redirect_uri with code and state).
    */
   signIn(authorizationUrl: string, sub: string): Promise<string>;
+  /** Refresh-token grants the OP has answered. */
+  refreshes(): number;
+  /** Revokes every refresh token the OP issued to `sub` (its next use gets invalid_grant). */
+  revokeRefreshTokens(sub: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -53,7 +57,9 @@ export const accountClaims = (sub: string) => ({
  * server and opaque ones otherwise. Tokens are minted with the provider's own AccessToken model, as
  * its token endpoint would after a login.
  */
-export async function startTestIdp(options: { relyingParty?: TestRelyingParty } = {}): Promise<TestIdp> {
+export async function startTestIdp(
+  options: { relyingParty?: TestRelyingParty; accessTokenTtlSeconds?: number } = {},
+): Promise<TestIdp> {
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const key = { ...(await exportJWK(privateKey)), kid: 'test-key-1', alg: 'RS256', use: 'sig' };
   const server: Server = createServer();
@@ -100,6 +106,19 @@ export async function startTestIdp(options: { relyingParty?: TestRelyingParty } 
     conformIdTokenClaims: false,
     // offline_access needs consent to the prompt, which the development consent page gives.
     issueRefreshToken: () => true,
+    ...(options.accessTokenTtlSeconds
+      ? {
+          ttl: {
+            AccessToken: options.accessTokenTtlSeconds,
+            AuthorizationCode: 60,
+            IdToken: 3600,
+            RefreshToken: 3600,
+            Grant: 3600,
+            Session: 3600,
+            Interaction: 600,
+          },
+        }
+      : {}),
     features: {
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: { enabled: true },
@@ -118,6 +137,14 @@ export async function startTestIdp(options: { relyingParty?: TestRelyingParty } 
     },
   });
   let introspections = 0;
+  let refreshes = 0;
+  provider.on('grant.success', (ctx: { oidc: { params?: Record<string, unknown> } }) => {
+    if (ctx.oidc.params?.['grant_type'] === 'refresh_token') refreshes++;
+  });
+  const refreshTokens = new Map<string, { destroy(): Promise<void> }[]>();
+  provider.on('refresh_token.saved', (token: { accountId: string; destroy(): Promise<void> }) => {
+    refreshTokens.set(token.accountId, [...(refreshTokens.get(token.accountId) ?? []), token]);
+  });
   provider.use(async (ctx, next) => {
     if (ctx.path === '/token/introspection') introspections++;
     await next();
@@ -162,6 +189,10 @@ export async function startTestIdp(options: { relyingParty?: TestRelyingParty } 
     jwt: (sub, extra = {}) => mint(sub, extra, true),
     opaque: (sub, extra = {}) => mint(sub, extra, false),
     signIn: (authorizationUrl, sub) => signIn(authorizationUrl, sub),
+    refreshes: () => refreshes,
+    revokeRefreshTokens: async (sub) => {
+      for (const token of refreshTokens.get(sub) ?? []) await token.destroy();
+    },
     revoke: async (token) => {
       const found = await provider.AccessToken.find(token);
       await found?.destroy();

@@ -35,15 +35,14 @@ export async function configureGateway(
   await limitAdminCalls(fastify, config, app.get(AdminAuthService), introspection);
   measureRequests(fastify, app.get(RevokerMetrics));
   const store = app.get(SessionStore);
-  if (store)
-    serveForwardAuth(
-      fastify,
-      config,
-      store,
-      config.tokens.issuers.length > 0 ? app.get(TokenVerifier) : undefined,
-    );
-  if (store && config.edge.oidc)
-    serveOidcLogin(fastify, config, config.edge.oidc, store, app.get(SESSION_REDIS));
+  const refresher =
+    store && config.edge.oidc
+      ? serveOidcLogin(fastify, config, config.edge.oidc, store, app.get(SESSION_REDIS))
+      : undefined;
+  if (store) {
+    const verifier = config.tokens.issuers.length > 0 ? app.get(TokenVerifier) : undefined;
+    serveForwardAuth(fastify, config, store, verifier, refresher);
+  }
   await mountDashboard(app, config);
   serveOpenApi(app);
   return app;

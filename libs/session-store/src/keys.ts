@@ -81,6 +81,10 @@ export class KeySpace {
   loginState(stateHash: string): string {
     return `${this.prefix}:login:${stateHash}`;
   }
+  /** The lease of one session's token refresh at the edge, shared by every process. */
+  refreshLock(handle: string): string {
+    return `${this.prefix}:refresh:${handle}`;
+  }
   /** A session's member of its IdP session's index. */
   idpSessionMember(tag: string, handle: string): string {
     return `${tag}:${handle}`;

@@ -22,6 +22,7 @@ const SCRIPTS = {
   cacheToken: 4,
   rememberFailure: 2,
   releaseFlight: 1,
+  setClaims: 3,
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

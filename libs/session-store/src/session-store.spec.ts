@@ -313,6 +313,19 @@ function contract(
       expect(await store.usersInGroup('nobody')).toEqual([]);
     });
 
+    it('replaces a live session’s claims, and never revives a revoked one', async () => {
+      const userId = user();
+      const { sessionId } = await store.createSession({ userId, ttlSeconds: 60, claims: { v: 1 } });
+      expect(await store.setSessionClaims(sessionId, { v: 2 })).toBe(true);
+      expect((await store.getSession(sessionId))?.claims).toEqual({ v: 2 });
+      await store.revokeUser(userId);
+      expect(await store.setSessionClaims(sessionId, { v: 3 })).toBe(false);
+      expect(await store.getSession(sessionId)).toBeNull();
+      await expect(store.setSessionClaims(sessionId, [] as never)).rejects.toThrow(
+        'claims must be a plain object',
+      );
+    });
+
     it('caches tokens until they expire, refusing one issued before the user’s not-before', async () => {
       const userId = user();
       await store.cacheToken('short-token', { userId, expiresAt: Date.now() + 300, claims: { sub: userId } });

@@ -201,6 +201,24 @@ export class SessionStore {
     return session;
   }
 
+  /**
+   * Replaces a live session's claims (what `getSession` returns), e.g. after its tokens were refreshed.
+   * False when the session is gone, expired or revoked: a revoked session is never revived. One round trip.
+   */
+  async setSessionClaims(sessionId: string, claims: Record<string, unknown>): Promise<boolean> {
+    const { tag } = parseSessionId(sessionId);
+    const json = checkClaims(claims);
+    const handle = secretHash(sessionId);
+    return (
+      (await this.#core.scripts.setClaims(
+        this.keys.session(tag, handle),
+        this.keys.notBefore(tag),
+        this.keys.idpNotBefore(tag),
+        json,
+      )) === 1
+    );
+  }
+
   /** Slides a live session's expiry (by `ttlSeconds`, default its original TTL), never past its notAfter. */
   async touchSession(sessionId: string, ttlSeconds?: number): Promise<{ expiresAt: number } | null> {
     const { tag } = parseSessionId(sessionId);

@@ -4,6 +4,7 @@ import { isRedisUnavailable } from '#redis';
 import { InvalidArgumentError, type SessionStore } from '#session-store';
 import { type TokenVerifier, TokenVerifierUnavailableError } from '#token-verifier';
 import { RETRY_AFTER_SECONDS } from '../http/redis-unavailable.js';
+import type { EdgeRefresher } from './oidc-login.js';
 import { parseSessionCookie, safeReturnPath } from './session-cookie.js';
 
 export const FORWARD_AUTH_PATH = '/auth/verify';
@@ -30,16 +31,20 @@ export function serveForwardAuth(
   config: AppConfig,
   store: SessionStore,
   verifier: TokenVerifier | undefined,
+  refresher?: EdgeRefresher,
 ): void {
   const cookieName = config.edge.cookieName;
+  const pass = config.edge.passAccessToken;
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     void reply.header('Cache-Control', 'no-store');
     try {
       const identity =
         (await fromSession(
           store,
-          parseSessionCookie(readCookie(request.headers.cookie, cookieName))?.sessionId,
-        )) ?? (await fromBearer(verifier, request.headers.authorization, config.edge.passAccessToken));
+          parseSessionCookie(readCookie(request.headers.cookie, cookieName)),
+          refresher,
+          pass,
+        )) ?? (await fromBearer(verifier, request.headers.authorization, pass));
       if (!identity) return refuse(request, reply, Boolean(config.edge.oidc));
       setIdentity(reply, identity);
       return reply.status(200).send();
@@ -80,16 +85,25 @@ function refuse(request: FastifyRequest, reply: FastifyReply, canLogIn: boolean)
   return reply.redirect(`/auth/login?rd=${encodeURIComponent(safeReturnPath(original))}`, 302);
 }
 
-async function fromSession(store: SessionStore, sessionId: string | undefined): Promise<Identity | null> {
-  if (sessionId === undefined) return null;
+async function fromSession(
+  store: SessionStore,
+  cookie: { sessionId: string; key?: string } | undefined,
+  refresher: EdgeRefresher | undefined,
+  passAccessToken: boolean,
+): Promise<Identity | null> {
+  if (cookie === undefined) return null;
   try {
-    const session = await store.getSession(sessionId);
+    const session = await store.getSession(cookie.sessionId);
     if (!session) return null;
+    // A session the edge login made keeps its tokens: renewed here when due, ended if the OP says so.
+    const tokens = refresher ? await refresher.check(cookie.sessionId, session, cookie.key) : {};
+    if (tokens === 'ended') return null;
     return {
       user: session.userId,
       email: session.claims['email'],
       preferredUsername: session.claims['preferred_username'],
       groups: session.groups,
+      ...(passAccessToken && tokens.accessToken ? { accessToken: tokens.accessToken } : {}),
     };
   } catch (err) {
     // A cookie that is not a session id of ours (forged, tampered, another app's) is no session.

@@ -3,12 +3,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as oidc from 'openid-client';
 import type { AppConfig } from '#config';
 import type { RedisClient } from '#redis';
-import { type SessionStore } from '#session-store';
+import { type Session, type SessionStore } from '#session-store';
 import { readCookie } from './forward-auth.js';
 import {
   parseSessionCookie,
   safeReturnPath,
   seal,
+  sealWith,
   sessionCookieValue,
   setCookieHeader,
   unseal,
@@ -16,6 +17,28 @@ import {
 
 /** How long a login may take at the OP before its state is forgotten (one use either way). */
 const LOGIN_TTL_MS = 10 * 60_000;
+/** How long one process may hold a session's refresh for everyone. */
+const REFRESH_LEASE_MS = 15_000;
+
+/** The tokens a session keeps sealed with its cookie's key (claim `_tok`), and when they expire. */
+interface KeptTokens {
+  refreshToken: string;
+  accessToken: string;
+}
+
+/**
+ * Renews a session's tokens at the OP when its access token nears expiry: once across every process
+ * (a lease in Redis, then the session read again, then skipped if another process already did it);
+ * `invalid_grant` ends the session. Used by forward auth, which holds the cookie's key.
+ */
+export interface EdgeRefresher {
+  /** The session's access token (decrypted), refreshed first when due; 'ended' when the OP ended the grant. */
+  check(
+    sessionId: string,
+    session: Session,
+    key: string | undefined,
+  ): Promise<{ accessToken?: string } | 'ended'>;
+}
 
 interface PendingLogin {
   verifier: string;
@@ -38,7 +61,7 @@ export function serveOidcLogin(
   settings: OidcSettings,
   store: SessionStore,
   redis: RedisClient,
-): void {
+): EdgeRefresher {
   let discovered: Promise<oidc.Configuration> | undefined;
   const configuration = (): Promise<oidc.Configuration> => {
     discovered ??= oidc
@@ -123,10 +146,15 @@ export function serveOidcLogin(
         : [];
       const { sealed, key } = seal(tokens.id_token!);
       const kept: Record<string, unknown> = { _idt: sealed };
+      const expiresIn = tokens.expiresIn();
+      if (tokens.refresh_token) {
+        const held: KeptTokens = { refreshToken: tokens.refresh_token, accessToken: tokens.access_token };
+        kept['_tok'] = sealWith(JSON.stringify(held), key);
+        if (expiresIn) Object.assign(kept, dueTimes(expiresIn));
+      }
       for (const name of ['email', 'preferred_username', 'name'])
         if (typeof claims[name] === 'string' && (claims[name] as string).length <= 512)
           kept[name] = claims[name];
-      const expiresIn = tokens.expiresIn();
       // Without a refresh token nothing can renew the login: it ends with what the OP granted.
       const notAfter = !tokens.refresh_token && expiresIn ? Date.now() + expiresIn * 1000 : undefined;
       const session = await store.createSession({
@@ -170,6 +198,69 @@ export function serveOidcLogin(
   };
   fastify.get('/auth/logout', logout);
   fastify.post('/auth/logout', logout);
+
+  return {
+    check: async (sessionId, session, key) => {
+      const held = unsealTokens(session.claims['_tok'], key);
+      if (!held || !key) return {};
+      const due = Number(session.claims['_due'] ?? Infinity);
+      if (Date.now() < due) return { accessToken: held.accessToken };
+      const lease = store.keys.refreshLock(session.handle);
+      if ((await redis.set(lease, '1', 'PX', REFRESH_LEASE_MS, 'NX')) !== 'OK')
+        return { accessToken: held.accessToken };
+      try {
+        // Another process may have refreshed since this one read the session.
+        const current = await store.getSession(sessionId);
+        if (!current) return 'ended';
+        if (Number(current.claims['_due'] ?? Infinity) !== due)
+          return { accessToken: unsealTokens(current.claims['_tok'], key)?.accessToken ?? held.accessToken };
+        let tokens: Awaited<ReturnType<typeof oidc.refreshTokenGrant>>;
+        try {
+          tokens = await oidc.refreshTokenGrant(await configuration(), held.refreshToken);
+        } catch (err) {
+          if ((err as { error?: string }).error === 'invalid_grant') {
+            await store.destroySession(sessionId);
+            return 'ended';
+          }
+          // The OP is down or slow: the session stands, the next request tries again.
+          fastify.log.warn({ refresh: { reason: (err as Error).name } }, 'token refresh failed');
+          return { accessToken: held.accessToken };
+        }
+        const renewed: KeptTokens = {
+          refreshToken: tokens.refresh_token ?? held.refreshToken,
+          accessToken: tokens.access_token,
+        };
+        const claims: Record<string, unknown> = {
+          ...current.claims,
+          _tok: sealWith(JSON.stringify(renewed), key),
+        };
+        if (tokens.id_token) claims['_idt'] = sealWith(tokens.id_token, key);
+        const expiresIn = tokens.expiresIn();
+        if (expiresIn) Object.assign(claims, dueTimes(expiresIn));
+        else delete claims['_due'];
+        if (!(await store.setSessionClaims(sessionId, claims))) return 'ended';
+        return { accessToken: renewed.accessToken };
+      } finally {
+        await redis.del(lease).catch(() => 0);
+      }
+    },
+  };
+}
+
+/** When a token living `expiresIn` seconds from now is due for renewal: at three quarters of its life, at most a minute early. */
+function dueTimes(expiresIn: number): { _due: number } {
+  const life = expiresIn * 1000;
+  return { _due: Date.now() + life - Math.min(60_000, life / 4) };
+}
+
+function unsealTokens(sealed: unknown, key: string | undefined): KeptTokens | undefined {
+  const text = unseal(sealed, key);
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as KeptTokens;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The OP's configuration, or a 503 already sent when discovery failed (retried at the next login). */

@@ -21,14 +21,17 @@ export const sessionCookieValue = (sessionId: string, key: string): string => `$
 
 /** Encrypts `plaintext` (AES-256-GCM) under a fresh key; returns the sealed text and the key. */
 export function seal(plaintext: string): { sealed: string; key: string } {
-  const key = randomBytes(32);
+  const key = randomBytes(32).toString('base64url');
+  return { sealed: sealWith(plaintext, key), key };
+}
+
+/** Encrypts `plaintext` under a key `seal` made (the cookie's), with a fresh IV. */
+export function sealWith(plaintext: string, keyText: string): string {
+  const key = Buffer.from(keyText, 'base64url');
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return {
-    sealed: Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url'),
-    key: key.toString('base64url'),
-  };
+  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
 }
 
 /** The plaintext of `seal`, or undefined when the key or the text is not the one sealed. */

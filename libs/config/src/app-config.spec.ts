@@ -315,6 +315,41 @@ describe('loadConfig', () => {
     );
   });
 
+  it('turns the edge login on with OIDC_ISSUER, checking what it needs', () => {
+    const oidc = {
+      SESSION_TAG_SECRET: 'tag-secret-0123456789',
+      OIDC_ISSUER: 'https://auth.pingone.eu/env/as',
+      OIDC_CLIENT_ID: 'edge',
+      OIDC_CLIENT_SECRET: 's3cret',
+      OIDC_REDIRECT_URI: 'https://app.example.com/auth/callback',
+    };
+    expect(loadConfig({}).edge.oidc).toBeUndefined();
+    expect(loadConfig(oidc).edge.oidc).toMatchObject({
+      issuer: oidc.OIDC_ISSUER,
+      scopes: 'openid profile email offline_access',
+      groupsClaim: 'groups',
+      insecure: false,
+    });
+    expect(loadConfig({ ...oidc, OIDC_ISSUER: 'http://127.0.0.1:9000' }).edge.oidc?.insecure).toBe(true);
+    expect(() => loadConfig({ ...oidc, OIDC_ISSUER: 'http://idp.example.com' })).toThrow(
+      /^OIDC_ISSUER: must be an https/,
+    );
+    expect(
+      loadConfig({ ...oidc, OIDC_ISSUER: 'http://idp.example.com', ALLOW_HTTP_JWKS: 'true' }).edge.oidc
+        ?.insecure,
+    ).toBe(true);
+    expect(() => loadConfig({ ...oidc, OIDC_CLIENT_SECRET: '' })).toThrow(/^OIDC_CLIENT_SECRET: required/);
+    expect(() => loadConfig({ ...oidc, SESSION_TAG_SECRET: '' })).toThrow(
+      /^SESSION_TAG_SECRET: required with OIDC_ISSUER/,
+    );
+    expect(() => loadConfig({ ...oidc, OIDC_SCOPES: 'profile' })).toThrow(
+      /^OIDC_SCOPES: must include openid/,
+    );
+    expect(() => loadConfig({ ...oidc, EDGE_COOKIE_SECURE: 'false', EDGE_COOKIE_NAME: '__Host-s' })).toThrow(
+      /^EDGE_COOKIE_NAME: a __Host- cookie must be Secure/,
+    );
+  });
+
   it('the README documents exactly the variables the schema reads', () => {
     const readme = readFileSync('README.md', 'utf8');
     const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('## Benchmarks'));

@@ -1,14 +1,10 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { AppConfig } from '#config';
 import { RevokerMetrics } from '#metrics';
-import { SESSION_REDIS } from '#redis';
-import { SessionStore } from '#session-store';
-import { TokenVerifier } from '#token-verifier';
 import { AdminAuthService } from './admin/admin-auth.service.js';
+import { EdgeRoutes } from './edge/edge.module.js';
 import { limitAdminCalls } from './http/admin-rate-limit.js';
 import { IntrospectionAuth } from './tokens/introspection-auth.js';
-import { serveForwardAuth } from './edge/forward-auth.js';
-import { serveOidcLogin } from './edge/oidc-login.js';
 import { keepBodiesAsBytes } from './http/body-parsing.js';
 import { mountDashboard } from './http/dashboard.js';
 import { echoRequestId } from './http/fastify-adapter.js';
@@ -34,15 +30,7 @@ export async function configureGateway(
   const introspection = config.tokens.issuers.length > 0 ? app.get(IntrospectionAuth) : undefined;
   await limitAdminCalls(fastify, config, app.get(AdminAuthService), introspection);
   measureRequests(fastify, app.get(RevokerMetrics));
-  const store = app.get(SessionStore);
-  const refresher =
-    store && config.edge.oidc
-      ? serveOidcLogin(fastify, config, config.edge.oidc, store, app.get(SESSION_REDIS))
-      : undefined;
-  if (store) {
-    const verifier = config.tokens.issuers.length > 0 ? app.get(TokenVerifier) : undefined;
-    serveForwardAuth(fastify, config, store, verifier, refresher);
-  }
+  app.get(EdgeRoutes).mount(fastify);
   await mountDashboard(app, config);
   serveOpenApi(app);
   return app;

@@ -18,12 +18,12 @@ import { PingOneWebhookController } from './webhooks/pingone-webhook.controller.
 import { SsfController } from './webhooks/ssf.controller.js';
 import { IntrospectController } from './tokens/introspect.controller.js';
 import { IntrospectionAuth } from './tokens/introspection-auth.js';
-import { tokenVerifierProvider } from './tokens/token-verifier.provider.js';
+import { EdgeModule } from './edge/edge.module.js';
 
 /**
  * HTTP in: authenticate, parse and normalise every source (webhooks/), then store it durably
  * (enqueue/); the admin API (admin/) revokes through the same enqueue step; tokens/ answers RFC 7662
- * introspection from the token verifier.
+ * introspection from the token verifier; edge/ (its own module, runnable alone) serves the proxies.
  */
 @Module({})
 export class GatewayModule {
@@ -46,6 +46,8 @@ export class GatewayModule {
           sessionRedis: { client: { maxRetriesPerRequest: 1 }, when: (c) => Boolean(c.session.tagSecret) },
           sessionStore: 'optional',
         }),
+        // Forward auth and the login, and the token verifier the introspection endpoint shares.
+        EdgeModule.forRoot(config),
       ],
       controllers: [
         PingOneWebhookController,
@@ -65,7 +67,7 @@ export class GatewayModule {
         AdminAuditInterceptor,
         AdminDeadlineInterceptor,
         { provide: APP_FILTER, useClass: RedisUnavailableFilter },
-        ...(tokens ? [tokenVerifierProvider, IntrospectionAuth] : []),
+        ...(tokens ? [IntrospectionAuth] : []),
       ],
     };
   }

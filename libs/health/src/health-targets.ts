@@ -6,9 +6,10 @@ import type { QueueKeys } from '#revocation';
 export interface HealthTargets {
   /** The session Redis, when this process talks to it. */
   sessions?: RedisClient | null;
-  queue: RedisClient;
+  /** The queue Redis: absent in a process without queues (the edge on its own). */
+  queue?: RedisClient;
   /** Our keys on the queue Redis (the memory watch's readings). */
-  keys: QueueKeys;
+  keys?: QueueKeys;
   queues: Queue[];
 }
 

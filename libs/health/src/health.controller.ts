@@ -21,8 +21,9 @@ async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
 }
 
 /**
- * Liveness: the process answers. Readiness: both Redis roles answer a PING within a second, the
- * queues are reachable, and the last memory-watch reading is under the threshold (else "degraded").
+ * Liveness: the process answers. Readiness: each Redis role this process uses answers a PING within a
+ * second, its queues are reachable, and the last memory-watch reading is under the threshold (else
+ * "degraded").
  */
 @Controller('health')
 export class HealthController {
@@ -44,16 +45,8 @@ export class HealthController {
     const { sessions, queue, queues } = this.targets;
     return this.health.check([
       ...(sessions ? [() => this.ping('redis_sessions', sessions)] : []),
-      () => this.ping('redis_queue', queue),
-      async () => {
-        const check = this.indicators.check('queues');
-        try {
-          await withTimeout(Promise.all(queues.map((q) => q.getJobCounts('waiting'))), PING_TIMEOUT_MS);
-          return check.up({ queues: queues.map((q) => q.name) });
-        } catch (err) {
-          return check.down({ message: (err as Error).message });
-        }
-      },
+      ...(queue ? [() => this.ping('redis_queue', queue)] : []),
+      ...(queues.length ? [() => this.queues(queues)] : []),
       async () => {
         const check = this.indicators.check('memory');
         const readings = await this.memory();
@@ -61,6 +54,16 @@ export class HealthController {
         return degraded.length ? check.degraded({ over: degraded }) : check.up({ readings: readings.length });
       },
     ]);
+  }
+
+  private async queues(queues: HealthTargets['queues']) {
+    const check = this.indicators.check('queues');
+    try {
+      await withTimeout(Promise.all(queues.map((q) => q.getJobCounts('waiting'))), PING_TIMEOUT_MS);
+      return check.up({ queues: queues.map((q) => q.name) });
+    } catch (err) {
+      return check.down({ message: (err as Error).message });
+    }
   }
 
   private async ping(key: string, redis: RedisClient) {
@@ -74,8 +77,10 @@ export class HealthController {
   }
 
   private async memory(): Promise<MemoryReading[]> {
+    const { queue, keys } = this.targets;
+    if (!queue || !keys) return [];
     try {
-      const raw = await withTimeout(this.targets.queue.get(this.targets.keys.memory), PING_TIMEOUT_MS);
+      const raw = await withTimeout(queue.get(keys.memory), PING_TIMEOUT_MS);
       return raw ? (JSON.parse(raw) as MemoryReading[]) : [];
     } catch {
       return [];

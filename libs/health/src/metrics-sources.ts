@@ -6,7 +6,7 @@ const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'fai
 /** Points the scrape-time gauges at this process's queues and queue Redis. */
 export function connectMetricSources(
   metrics: RevokerMetrics,
-  targets: Pick<HealthTargets, 'queue' | 'keys' | 'queues'>,
+  targets: Required<Pick<HealthTargets, 'queue' | 'keys' | 'queues'>>,
 ): void {
   metrics.setSources({
     queueDepth: async () =>

@@ -1,5 +1,5 @@
 import { BullModule, getQueueToken } from '@nestjs/bullmq';
-import { type DynamicModule, Module } from '@nestjs/common';
+import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import type { Queue } from 'bullmq';
 import { type AppConfig, ConfigError, ConfigModule } from '#config';
@@ -13,7 +13,7 @@ import {
 } from '#redis';
 import { ALL_QUEUES, AuditLog, QueueKeys } from '#revocation';
 import { SessionStore } from '#session-store';
-import { HEALTH_TARGETS } from './health-targets.js';
+import { HEALTH_TARGETS, type HealthTargets } from './health-targets.js';
 import { HealthController } from './health.controller.js';
 import { connectMetricSources } from './metrics-sources.js';
 import { MetricsController } from './metrics.controller.js';
@@ -22,8 +22,12 @@ import { queueErrorLogs } from './queue-error-logs.js';
 export interface ServiceOptions {
   /** The metrics registry; both apps of one process share one. */
   metrics?: RevokerMetrics;
-  /** This process's queue Redis client options (a gateway fails fast, a worker waits out reconnects). */
-  queueRedis: Omit<RedisConnectionOptions, 'role'>;
+  /**
+   * This process's queue Redis client options (a gateway fails fast, a worker waits out reconnects).
+   * Without them the process has no queue Redis, no BullMQ and no audit trail: the edge, which
+   * reads sessions and tokens only, runs so on its own.
+   */
+  queueRedis?: Omit<RedisConnectionOptions, 'role'>;
   /** This process's session Redis client options. */
   sessionRedis: Omit<RedisConnectionOptions, 'role'>;
   /** Whether the process cannot run without the session store (the worker) or reads it when it can. */
@@ -33,18 +37,46 @@ export interface ServiceOptions {
 /**
  * What every app of the service stands on: the configuration, both Redis connections, BullMQ and its
  * queues (sharing the queue Redis client), our keys on the queue Redis and the audit trail there, the
- * session store, and /health and /metrics on them.
+ * session store, and /health and /metrics on them. Global: the feature modules an app imports (the
+ * edge) inject the session store without importing this again.
  */
 @Module({})
 export class ServiceModule {
   static forRoot(config: AppConfig, options: ServiceOptions): DynamicModule {
     const metrics = options.metrics ?? new RevokerMetrics();
-    const queueRedis = RedisModule.forRole({ role: 'queue', ...options.queueRedis });
     const sessionRedis = RedisModule.forRole({ role: 'sessions', ...options.sessionRedis });
+    const sessions: Provider[] = [
+      { provide: RevokerMetrics, useValue: metrics },
+      {
+        provide: SessionStore,
+        inject: [SESSION_REDIS],
+        useFactory: (redis: RedisClient | null) => sessionStoreFor(config, redis, options.sessionStore),
+      },
+    ];
+    const base = {
+      global: true,
+      module: ServiceModule,
+      controllers: [HealthController, MetricsController],
+    };
+    if (!options.queueRedis)
+      return {
+        ...base,
+        imports: [ConfigModule.forRoot(config), sessionRedis, TerminusModule.forRoot({ logger: false })],
+        providers: [
+          ...sessions,
+          {
+            provide: HEALTH_TARGETS,
+            inject: [SESSION_REDIS],
+            useFactory: (redis: RedisClient | null): HealthTargets => ({ sessions: redis, queues: [] }),
+          },
+        ],
+        exports: [RevokerMetrics, SessionStore, sessionRedis],
+      };
+    const queueRedis = RedisModule.forRole({ role: 'queue', ...options.queueRedis });
     const queues = BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name })));
     const keys = new QueueKeys(config.redis.queuePrefix);
     return {
-      module: ServiceModule,
+      ...base,
       imports: [
         ConfigModule.forRoot(config),
         queueRedis,
@@ -57,19 +89,13 @@ export class ServiceModule {
         queues,
         TerminusModule.forRoot({ logger: false }),
       ],
-      controllers: [HealthController, MetricsController],
       providers: [
-        { provide: RevokerMetrics, useValue: metrics },
+        ...sessions,
         { provide: QueueKeys, useValue: keys },
         {
           provide: AuditLog,
           inject: [QUEUE_REDIS],
           useFactory: (redis: RedisClient) => new AuditLog(redis, keys.audit, config.auditMaxEntries),
-        },
-        {
-          provide: SessionStore,
-          inject: [SESSION_REDIS],
-          useFactory: (redis: RedisClient | null) => sessionStoreFor(config, redis, options.sessionStore),
         },
         {
           provide: HEALTH_TARGETS,
@@ -97,7 +123,7 @@ function sessionStoreFor(
   if (!redis || !tagSecret) {
     if (need === 'optional') return null;
     throw new ConfigError(
-      'SESSION_TAG_SECRET: required by the worker (the same secret the applications use)',
+      'SESSION_TAG_SECRET: required by this process (the same secret the applications use)',
     );
   }
   return new SessionStore({

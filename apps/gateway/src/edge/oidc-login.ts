@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as oidc from 'openid-client';
 import type { AppConfig } from '#config';
 import type { RedisClient } from '#redis';
-import { type Session, type SessionStore } from '#session-store';
+import { InvalidArgumentError, type Session, type SessionStore } from '#session-store';
 import { readCookie } from './forward-auth.js';
 import {
   parseSessionCookie,
@@ -127,15 +127,24 @@ export function serveOidcLogin(
           idTokenExpected: true,
         });
       } catch (err) {
-        request.log.warn(
-          { login: { reason: (err as { code?: string }).code ?? (err as Error).name } },
-          'login refused',
-        );
+        const reason = (err as { code?: string }).code ?? (err as Error).name;
+        if (outOfReach(err)) {
+          request.log.warn({ login: { reason } }, 'the OpenID Provider could not be reached');
+          return reply.status(503).header('Retry-After', '5').header('Cache-Control', 'no-store').send({
+            error: 'temporarily_unavailable',
+            error_description: 'the OpenID Provider could not be reached; start the login again',
+          });
+        }
+        request.log.warn({ login: { reason } }, 'login refused');
         return refuse(reply, 400, 'access_denied', 'the OpenID Provider did not complete the login');
       }
       const claims = tokens.claims();
       if (!claims || typeof claims.sub !== 'string' || claims.sub === '' || claims.sub.length > 256)
         return refuse(reply, 400, 'access_denied', 'the ID token names no user');
+      const sid = claims['sid'];
+      // The session store's ids are at most 256 characters: a longer sid could never be logged out.
+      if (sid !== undefined && (typeof sid !== 'string' || sid === '' || sid.length > 256))
+        return refuse(reply, 400, 'access_denied', 'the ID token carries an unusable sid');
       const rawGroups = claims[settings.groupsClaim];
       const groups = Array.isArray(rawGroups)
         ? [
@@ -157,14 +166,22 @@ export function serveOidcLogin(
           kept[name] = claims[name];
       // Without a refresh token nothing can renew the login: it ends with what the OP granted.
       const notAfter = !tokens.refresh_token && expiresIn ? Date.now() + expiresIn * 1000 : undefined;
-      const session = await store.createSession({
-        userId: claims.sub,
-        ttlSeconds: config.edge.sessionTtlSeconds,
-        ...(notAfter ? { notAfter } : {}),
-        ...(typeof claims['sid'] === 'string' && claims['sid'] ? { idpSessionId: claims['sid'] } : {}),
-        groups,
-        claims: kept,
-      });
+      let session: Awaited<ReturnType<SessionStore['createSession']>>;
+      try {
+        session = await store.createSession({
+          userId: claims.sub,
+          ttlSeconds: config.edge.sessionTtlSeconds,
+          ...(notAfter ? { notAfter } : {}),
+          ...(typeof sid === 'string' ? { idpSessionId: sid } : {}),
+          groups,
+          claims: kept,
+        });
+      } catch (err) {
+        // What the OP sent does not fit a session (claims over the store's bound): a refusal, not a 500.
+        if (!(err instanceof InvalidArgumentError)) throw err;
+        request.log.warn({ login: { reason: 'session_rejected' } }, 'login refused');
+        return refuse(reply, 400, 'access_denied', 'the ID token does not fit a session');
+      }
       const cookie = setCookieHeader(cookieName, sessionCookieValue(session.sessionId, key), {
         secure,
         maxAgeSeconds: (session.expiresAt - Date.now()) / 1000,
@@ -261,6 +278,21 @@ function unsealTokens(sealed: unknown, key: string | undefined): KeptTokens | un
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether openid-client's error is fetch failing to reach the OP (refused, reset, timed out, aborted)
+ * rather than the OP answering: the login may succeed when started again, so it is a 503.
+ */
+function outOfReach(err: unknown): boolean {
+  // By name, not instanceof: fetch's errors may come from another realm (a VM context, a test runner).
+  let e = err as { name?: unknown; message?: unknown; code?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; e && typeof e === 'object' && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.code === 'OAUTH_TIMEOUT' || e.code === 'OAUTH_ABORT') return true;
+    if (e.name === 'TimeoutError' || e.name === 'AbortError') return true;
+    if (e.name === 'TypeError' && e.message === 'fetch failed') return true;
+  }
+  return false;
 }
 
 /** The OP's configuration, or a 503 already sent when discovery failed (retried at the next login). */

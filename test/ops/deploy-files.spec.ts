@@ -5,7 +5,9 @@ import { ENV_VARIABLES } from '#config';
 import { exportedSeriesNames, parsePromQL, serviceRegistry } from '../support/promql.js';
 
 interface ComposeService {
+  profiles?: string[];
   image?: string;
+  volumes?: string[];
   build?: unknown;
   command?: string[];
   environment?: Record<string, string>;
@@ -22,7 +24,8 @@ describe('docker-compose.yml (no Docker engine here: checked by parsing)', () =>
   const { redis, gateway, worker } = compose.services;
 
   it('has Redis with noeviction and AOF every second, and health-checked gateway and worker from one image', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['gateway', 'redis', 'worker']);
+    const always = Object.entries(compose.services).filter(([, s]) => !s.profiles);
+    expect(always.map(([name]) => name).sort()).toEqual(['gateway', 'redis', 'worker']);
     const args = redis!.command!.join(' ');
     expect(args).toMatch(/--maxmemory-policy noeviction/);
     expect(args).toMatch(/--appendonly yes/);
@@ -45,6 +48,35 @@ describe('docker-compose.yml (no Docker engine here: checked by parsing)', () =>
     expect(worker!.environment!['REDIS_URL']).toBe('redis://redis:6379');
     for (const s of [gateway, worker])
       for (const name of Object.keys(s!.environment!)) expect(ENV_VARIABLES).toContain(name);
+  });
+
+  it('has an edge profile: NGINX with deploy/nginx/nginx.conf in front of a sample app, asking the edge alone', () => {
+    const { edge, app, nginx } = compose.services;
+    for (const s of [edge, app, nginx]) expect(s!.profiles).toEqual(['edge']);
+    expect(edge!.image).toBe(gateway!.image);
+    expect(edge!.command).toEqual(['node', 'dist/apps/gateway/src/edge/main.js']);
+    for (const name of Object.keys(edge!.environment!)) expect(ENV_VARIABLES).toContain(name);
+    expect(edge!.environment!['OIDC_REDIRECT_URI']).toContain('http://localhost:8000/auth/callback');
+    expect(edge!.healthcheck!.test.join(' ')).toContain('3000/health/ready');
+    expect(nginx!.ports).toEqual(['8000:8000']);
+    expect(nginx!.volumes).toContain('./deploy/nginx/nginx.conf:/etc/session-revoker/nginx.conf:ro');
+    expect(nginx!.depends_on!['edge']!.condition).toBe('service_healthy');
+    // The container's sed, applied here to the file the NGINX test runs: each address it rewrites must
+    // be there, and the result must point at this file's services.
+    const script = nginx!.command!.join(' ');
+    const edits = [...script.matchAll(/-e 's\/([^/]+)\/([^/]+)\/'/g)].map((m) => [m[1]!, m[2]!] as const);
+    expect(edits).toHaveLength(3);
+    let conf = readFileSync('deploy/nginx/nginx.conf', 'utf8');
+    for (const [from, to] of edits) {
+      expect(conf).toContain(from);
+      conf = conf.replace(from, to);
+    }
+    expect(conf).toContain('server edge:3000;');
+    expect(conf).toContain('server app:8080;');
+    expect(conf).toMatch(/^\s*listen 8000;$/m);
+    expect(conf).not.toContain('127.0.0.1');
+    expect(script).toContain('nginx -p /tmp/nginx -c /tmp/nginx/nginx.conf');
+    expect(app!.command).toEqual(['--port', '8080']);
   });
 
   it('builds a multi-stage image that runs as a non-root user', () => {

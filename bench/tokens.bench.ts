@@ -22,7 +22,6 @@ import { fork, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { connect, type Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -34,6 +33,7 @@ import { ASYMMETRIC_ALGORITHMS, type TokenIssuerConfig, TokenVerifier } from '#t
 import { coreOf } from '../libs/session-store/src/session-store.js';
 import { JWT_RESOURCE, startTestIdp } from '../test/support/oidc-provider.js';
 import { pool, timeMs } from './load.js';
+import { RawHttp } from './raw-http.js';
 import { type Child, cpuSeconds, httpOk, root, sparePort, spawnChild, startRedis, waitFor } from './procs.js';
 import { int, median, ms, percentile, printMarkdown, printTable, Samples } from './stats.js';
 
@@ -648,102 +648,6 @@ function runFloorServer(): void {
   });
 }
 
-interface Answer {
-  status: number;
-  active: boolean;
-  /** When the request was written to its socket (performance.now()). */
-  written: number;
-}
-
-/**
- * A cheap HTTP/1.1 client: `connections` kept-alive sockets, one request in flight on each, requests
- * pre-built as bytes and answers parsed only as far as the status, the length and `"active":true`.
- * Requests beyond the sockets wait in a queue (their wait counts in their latency).
- */
-class RawHttp {
-  private readonly idle: Socket[] = [];
-  private readonly waiting: { request: Buffer; done: (a: Answer) => void }[] = [];
-  private readonly current = new Map<Socket, { done: (a: Answer) => void; written: number }>();
-  private readonly sockets: Socket[] = [];
-
-  private constructor(private readonly port: number) {}
-
-  static async open(port: number, connections: number): Promise<RawHttp> {
-    const client = new RawHttp(port);
-    await Promise.all(Array.from({ length: connections }, () => client.connect()));
-    return client;
-  }
-
-  send(request: Buffer): Promise<Answer> {
-    return new Promise((done) => {
-      const socket = this.idle.pop();
-      if (socket) this.write(socket, request, done);
-      else this.waiting.push({ request, done });
-    });
-  }
-
-  close(): void {
-    for (const socket of this.sockets) socket.destroy();
-  }
-
-  private connect(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const socket = connect(this.port, '127.0.0.1', () => {
-        socket.setNoDelay(true);
-        this.sockets.push(socket);
-        this.free(socket);
-        resolve();
-      });
-      let buffer = '';
-      socket.setEncoding('latin1');
-      socket.on('data', (chunk: string) => {
-        buffer += chunk;
-        for (;;) {
-          const head = buffer.indexOf('\r\n\r\n');
-          if (head < 0) return;
-          const headers = buffer.slice(0, head);
-          const length = /\r\ncontent-length: *(\d+)/i.exec(headers);
-          let end: number;
-          if (length) end = head + 4 + Number(length[1]);
-          else if (/\r\ntransfer-encoding: *chunked/i.test(headers)) {
-            const last = buffer.indexOf('\r\n0\r\n\r\n', head);
-            if (last < 0) return;
-            end = last + 7;
-          } else end = head + 4;
-          if (buffer.length < end) return;
-          const body = buffer.slice(head + 4, end);
-          buffer = buffer.slice(end);
-          const call = this.current.get(socket);
-          this.current.delete(socket);
-          call?.done({
-            status: Number(headers.slice(9, 12)),
-            active: body.includes('"active":true'),
-            written: call.written,
-          });
-          this.free(socket);
-        }
-      });
-      socket.on('error', reject);
-      socket.on('close', () => {
-        const call = this.current.get(socket);
-        this.current.delete(socket);
-        call?.done({ status: 0, active: false, written: call.written });
-      });
-    });
-  }
-
-  private free(socket: Socket): void {
-    const next = this.waiting.shift();
-    if (next) this.write(socket, next.request, next.done);
-    else this.idle.push(socket);
-  }
-
-  private write(socket: Socket, request: Buffer, done: (a: Answer) => void): void {
-    this.current.set(socket, { done, written: performance.now() });
-    socket.write(request);
-  }
-}
-
 interface HttpRun {
   server: 'floor' | 'gateway';
   rate: number;
@@ -775,7 +679,7 @@ async function offer(
   seconds: number,
   requests: Buffer[],
 ): Promise<HttpRun> {
-  const client = await RawHttp.open(target.child.port, HTTP_CONNECTIONS);
+  const client = await RawHttp.open(target.child.port, HTTP_CONNECTIONS, { active: true });
   const total = Math.round(rate * seconds);
   const interval = 1000 / rate;
   const latencies = new Samples();
@@ -917,7 +821,7 @@ async function benchHttp(s: Setup): Promise<{ runs: HttpRun[]; rate: number } | 
     ];
     // Warm-up of each: every token once (the gateway then remembers the opaque ones), then a short run.
     for (const t of targets) {
-      const client = await RawHttp.open(t.child.port, HTTP_CONNECTIONS);
+      const client = await RawHttp.open(t.child.port, HTTP_CONNECTIONS, { active: true });
       await pool(t.requests.length, HTTP_CONNECTIONS, async (i) => {
         const a = await client.send(t.requests[i]!);
         if (a.status !== 200 || !a.active) throw new Error(`${t.name} warm-up answered ${a.status}`);

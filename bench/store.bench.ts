@@ -21,6 +21,8 @@ const THROUGHPUT_USERS = 5_000; // 10 sessions per user, as in the filler below
 const SESSIONS_PER_FILLER_USER = 10;
 const SMALL_TOTAL = 10_000;
 const BIG_TOTAL = Number(process.env['BENCH_BIG_TOTAL'] ?? 1_000_000);
+/** Interleaved rounds of the read path against a raw GET (section 1b). */
+const READ_ROUNDS = Number(process.env['BENCH_READ_ROUNDS'] ?? 5);
 const SCALE_USER_SESSIONS = 10;
 const REVOKE_RUNS = { bySize: 100, bySizeThousand: 20, atScale: 200, scanSmall: 10, scanBig: 3 };
 
@@ -184,7 +186,7 @@ const usedMemory = async (redis: Redis) => Number(/used_memory:(\d+)/.exec(await
 
 // ---------------------------------------------------------------- the measurements
 
-async function benchThroughput({ store, redis }: Target): Promise<void> {
+async function benchThroughput({ server, store, redis }: Target): Promise<void> {
   await redis.flushall();
   const ids: string[] = new Array(THROUGHPUT_OPS);
   const users = Array.from({ length: THROUGHPUT_USERS }, () => freshUser('throughput'));
@@ -216,15 +218,29 @@ async function benchThroughput({ store, redis }: Target): Promise<void> {
     if ((await redis.get(rawKeys[(i * 7919) % THROUGHPUT_OPS]!)) === null)
       throw new Error('raw key not found');
   };
-  const rounds: { get: number; session: number }[] = [];
-  for (let round = 0; round < 3; round++) {
-    const get = THROUGHPUT_OPS / ((await timeMs(() => pool(THROUGHPUT_OPS, CONCURRENCY, rawGet))) / 1000);
-    const session =
-      THROUGHPUT_OPS /
-      ((await timeMs(() => pool(THROUGHPUT_OPS, CONCURRENCY, readAmong(THROUGHPUT_OPS)))) / 1000);
+  /** ops/s of `fn` over THROUGHPUT_OPS calls, with the client's and Redis's CPU per call (µs). */
+  const measure = async (fn: (i: number) => Promise<void>) => {
+    const client = process.cpuUsage();
+    const redisBefore = redisCpuMicros(server.pid);
+    const wall = await timeMs(() => pool(THROUGHPUT_OPS, CONCURRENCY, fn));
+    const used = process.cpuUsage(client);
+    const redisAfter = redisCpuMicros(server.pid);
+    return {
+      ops: THROUGHPUT_OPS / (wall / 1000),
+      clientUs: (used.user + used.system) / THROUGHPUT_OPS,
+      redisUs:
+        redisBefore === null || redisAfter === null ? NaN : (redisAfter - redisBefore) / THROUGHPUT_OPS,
+    };
+  };
+  type Measured = Awaited<ReturnType<typeof measure>>;
+  const rounds: { get: Measured; session: Measured }[] = [];
+  for (let round = 0; round < READ_ROUNDS; round++) {
+    const get = await measure(rawGet);
+    const session = await measure(readAmong(THROUGHPUT_OPS));
     rounds.push({ get, session });
   }
-  const ratios = rounds.map((r) => r.session / r.get);
+  const ratios = rounds.map((r) => r.session.ops / r.get.ops);
+  const cpu = (v: number) => (Number.isNaN(v) ? '-' : v.toFixed(1));
   printTable(
     `1. Throughput: ${int(THROUGHPUT_OPS)} ops each, ${CONCURRENCY} in flight, one ioredis connection, ` +
       `${int(THROUGHPUT_USERS)} users,\n   no IdP session or groups, claims of ${JSON.stringify(CLAIMS).length} B`,
@@ -236,15 +252,32 @@ async function benchThroughput({ store, redis }: Target): Promise<void> {
   );
   printTable(
     `1b. The read path against its baseline: raw GET of a ${value.length} B value, same client, same ` +
-      `${CONCURRENCY} in flight,\n    3 interleaved rounds of ${int(THROUGHPUT_OPS)} each`,
-    ['round', 'raw GET ops/s', 'getSession ops/s', 'getSession / GET'],
+      `${CONCURRENCY} in flight,\n    ${READ_ROUNDS} interleaved rounds of ${int(THROUGHPUT_OPS)} each; CPU in µs per read ` +
+      `(client: this process; Redis: its main thread)`,
     [
-      ...rounds.map((r, i) => [String(i + 1), int(r.get), int(r.session), ratios[i]!.toFixed(2)]),
+      'round',
+      'raw GET ops/s',
+      'getSession ops/s',
+      'getSession / GET',
+      'client CPU GET / getSession',
+      'Redis CPU GET / getSession',
+    ],
+    [
+      ...rounds.map((r, i) => [
+        String(i + 1),
+        int(r.get.ops),
+        int(r.session.ops),
+        ratios[i]!.toFixed(2),
+        `${cpu(r.get.clientUs)} / ${cpu(r.session.clientUs)}`,
+        `${cpu(r.get.redisUs)} / ${cpu(r.session.redisUs)}`,
+      ]),
       [
         'median',
-        int(median(rounds.map((r) => r.get))),
-        int(median(rounds.map((r) => r.session))),
+        int(median(rounds.map((r) => r.get.ops))),
+        int(median(rounds.map((r) => r.session.ops))),
         median(ratios).toFixed(2),
+        `${cpu(median(rounds.map((r) => r.get.clientUs)))} / ${cpu(median(rounds.map((r) => r.session.clientUs)))}`,
+        `${cpu(median(rounds.map((r) => r.get.redisUs)))} / ${cpu(median(rounds.map((r) => r.session.redisUs)))}`,
       ],
     ],
   );

@@ -104,6 +104,9 @@ export function coreOf(store: SessionStore): StoreCore {
   return core;
 }
 
+/** What get-session.lua answers, parsed: [uid, iat, exp, idp, groups, claims]. */
+type SessionRow = [string, number, number, string | null, string[], Record<string, unknown>];
+
 /**
  * Sessions and cached tokens in Redis, indexed by user, so that revoking a user, an IdP session or a
  * group takes effect at once and costs what that user holds, not what Redis holds.
@@ -182,21 +185,14 @@ export class SessionStore {
   async getSession(sessionId: string): Promise<Session | null> {
     const { tag } = parseSessionId(sessionId);
     const handle = secretHash(sessionId);
-    const row = (await this.#core.scripts.getSession(
+    const json = (await this.#core.scripts.getSession(
       this.keys.session(tag, handle),
       this.keys.notBefore(tag),
       this.keys.idpNotBefore(tag),
-    )) as (string | null)[] | null;
-    if (!row) return null;
-    const [userId, iat, exp, idp, groups, claims] = row;
-    const session: Session = {
-      userId: userId!,
-      handle,
-      issuedAt: Number(iat),
-      expiresAt: Number(exp),
-      groups: groups ? (JSON.parse(groups) as string[]) : [],
-      claims: claims ? (JSON.parse(claims) as Record<string, unknown>) : {},
-    };
+    )) as string | null;
+    if (!json) return null;
+    const [userId, issuedAt, expiresAt, idp, groups, claims] = JSON.parse(json) as SessionRow;
+    const session: Session = { userId, handle, issuedAt, expiresAt, groups, claims };
     if (idp) session.idpSessionId = idp;
     return session;
   }

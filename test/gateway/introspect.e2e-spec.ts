@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
@@ -127,6 +129,57 @@ describe('POST /oauth2/introspect (RFC 7662)', () => {
       const res = await introspect(token).expect(200);
       expect(res.body).toEqual({ active: false });
       expect(res.headers['cache-control']).toBe('no-store');
+    }
+  });
+
+  it('sends an opaque token to the one issuer configured to take them, and to no other', async () => {
+    // Another IdP that introspects (PingFederate, say), recording every token it is sent.
+    const received: string[] = [];
+    const other = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        received.push(new URLSearchParams(body).get('token') ?? '');
+        res.setHeader('content-type', 'application/json').end('{"active":false}');
+      });
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const dir = mkdtempSync(join(tmpdir(), 'introspect-issuers-'));
+    const file = join(dir, 'config.json');
+    const issuer = {
+      issuer: 'https://pingfederate.example.com',
+      introspection: {
+        uri: `http://127.0.0.1:${(other.address() as AddressInfo).port}/as/introspect.oauth2`,
+        clientId: 'rs',
+        clientSecret: 's',
+      },
+    };
+    const two = { ...env, CONFIG_FILE: file, QUEUE_PREFIX: `{${uniquePrefix('introspect-q2')}}` };
+    try {
+      // Two issuers introspect and neither is said to take opaque tokens: start-up stops, naming it.
+      writeFileSync(file, JSON.stringify({ tokenIssuers: [issuer] }));
+      await expect(startGateway(two)).rejects.toThrow(/^CONFIG_FILE tokenIssuers\[\]\.opaqueTokens: /);
+      writeFileSync(file, JSON.stringify({ tokenIssuers: [{ ...issuer, opaqueTokens: true }] }));
+      const chosen = await startGateway(two);
+      try {
+        const token = await idp.opaque(user());
+        const before = idp.introspections();
+        const res = await request(chosen.app.getHttpServer())
+          .post(PATH)
+          .set('Authorization', basic(CLIENT.id, CLIENT.secret))
+          .type('form')
+          .send(`token=${encodeURIComponent(token)}`)
+          .expect(200);
+        // Only the chosen issuer saw it (and does not know it): the IdP that issued it was not asked.
+        expect(res.body).toEqual({ active: false });
+        expect(received).toEqual([token]);
+        expect(idp.introspections()).toBe(before);
+      } finally {
+        await chosen.close();
+      }
+    } finally {
+      await new Promise<void>((r) => other.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

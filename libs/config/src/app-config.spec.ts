@@ -301,6 +301,42 @@ describe('loadConfig', () => {
       );
       expect(() => loadConfig({ ...base, CONFIG_FILE: file })).toThrow(/configured twice/);
     });
+
+    it('sends opaque tokens to exactly one issuer: refuses a configuration that leaves it open or says it twice', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'token-config-'));
+      const file = join(dir, 'config.yaml');
+      const introspecting = {
+        ...base,
+        TOKEN_INTROSPECTION_URI: 'https://auth.pingone.eu/env/as/introspect',
+        TOKEN_INTROSPECTION_CLIENT_ID: 'rs',
+        TOKEN_INTROSPECTION_CLIENT_SECRET: 's',
+        CONFIG_FILE: file,
+      };
+      const pf = (name: string, extra = '') =>
+        `  - { issuer: https://${name}.example.com, introspection: { uri: https://pf.example.com/as/introspect.oauth2, clientId: rs, clientSecret: s }${extra} }`;
+      const load = (...issuers: string[]) => {
+        writeFileSync(file, ['tokenIssuers:', ...issuers].join('\n'));
+        return loadConfig(introspecting);
+      };
+      expect(() => load(pf('pf'))).toThrow(
+        /^CONFIG_FILE tokenIssuers\[\]\.opaqueTokens: several issuers introspect \(https:\/\/auth\.pingone\.eu\/env\/as \(TOKEN_ISSUER\), https:\/\/pf\.example\.com \(CONFIG_FILE tokenIssuers\[0\]\)\)/,
+      );
+      expect(() => load(pf('pf', ', opaqueTokens: true'), pf('pf2', ', opaqueTokens: true'))).toThrow(
+        /^CONFIG_FILE tokenIssuers\[1\]\.opaqueTokens: set on several issuers/,
+      );
+      expect(() =>
+        load(
+          '  - { issuer: https://jwt.example.com, jwksUri: https://jwt.example.com/jwks, opaqueTokens: true }',
+        ),
+      ).toThrow(/at tokenIssuers\.0\.opaqueTokens: opaqueTokens: true needs introspection/);
+      // Saying which takes them, or that the others do not, is enough; it reaches the verifier as given.
+      expect(load(pf('pf', ', opaqueTokens: true')).tokens.issuers[1]).toMatchObject({ opaqueTokens: true });
+      expect(load(pf('pf', ', opaqueTokens: false')).tokens.issuers[1]).toMatchObject({
+        opaqueTokens: false,
+      });
+      // One introspecting issuer needs no word: it takes them.
+      expect(loadConfig({ ...introspecting, CONFIG_FILE: '' }).tokens.issuers).toHaveLength(1);
+    });
   });
 
   it('reads the forward-auth cookie name and refuses one that is not a cookie name', () => {

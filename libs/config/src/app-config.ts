@@ -116,10 +116,16 @@ const TokenIssuerSchema = z
       })
       .strict()
       .optional(),
+    /** Opaque tokens are introspected here (and at no other issuer): see checkOpaqueTokenIssuer. */
+    opaqueTokens: z.boolean().optional(),
   })
   .strict()
   .refine((i) => !(i.jwksUri && i.jwks), 'give at most one of jwksUri and jwks')
-  .refine((i) => i.jwksUri || i.jwks || i.introspection, 'give jwksUri, jwks or introspection');
+  .refine((i) => i.jwksUri || i.jwks || i.introspection, 'give jwksUri, jwks or introspection')
+  .refine((i) => i.opaqueTokens !== true || i.introspection, {
+    message: 'opaqueTokens: true needs introspection',
+    path: ['opaqueTokens'],
+  });
 
 export type TokenIssuerSettings = z.infer<typeof TokenIssuerSchema>;
 
@@ -527,6 +533,36 @@ function tokenIssuerFromEnv(env: z.infer<typeof EnvSchema>): TokenIssuerSettings
   return parsed.data;
 }
 
+/**
+ * An opaque token names no issuer, and a bearer token sent to an IdP that did not issue it is
+ * disclosed to that IdP: the verifier sends each to exactly one issuer. That one is the issuer with
+ * `opaqueTokens: true`, else the only introspecting issuer not saying `opaqueTokens: false`; a
+ * configuration that chooses twice, or leaves the choice open between several, stops start-up here.
+ * (The TOKEN_* issuer cannot say it: with a CONFIG_FILE issuer that introspects too, say it there.)
+ */
+function checkOpaqueTokenIssuer(fromEnv: TokenIssuerSettings | undefined, file: TokenIssuerSettings[]) {
+  const named = [
+    ...(fromEnv ? [{ issuer: fromEnv, where: 'TOKEN_ISSUER' }] : []),
+    ...file.map((issuer, n) => ({ issuer, where: `CONFIG_FILE tokenIssuers[${n}]` })),
+  ];
+  const names = (entries: typeof named) =>
+    entries.map(({ issuer, where }) => `${issuer.issuer} (${where})`).join(', ');
+  const chosen = named.filter(({ issuer }) => issuer.opaqueTokens === true);
+  if (chosen.length > 1)
+    throw new ConfigError(
+      `${chosen[1]!.where}.opaqueTokens: set on several issuers (${names(chosen)}); an opaque token is ` +
+        'sent to exactly one issuer, so set opaqueTokens: true on one only',
+    );
+  if (chosen.length === 1) return;
+  const open = named.filter(({ issuer }) => issuer.introspection && issuer.opaqueTokens !== false);
+  if (open.length > 1)
+    throw new ConfigError(
+      `CONFIG_FILE tokenIssuers[].opaqueTokens: several issuers introspect (${names(open)}); an opaque ` +
+        'token names no issuer and is sent to exactly one, so set opaqueTokens: true on the one whose ' +
+        'opaque tokens are verified here (or opaqueTokens: false on all the others)',
+    );
+}
+
 const TOKEN_SETTINGS_WITH_DEFAULTS = [
   'TOKEN_INTROSPECTION_TIMEOUT_MS',
   'TOKEN_REQUIRE_AT_JWT',
@@ -669,6 +705,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       throw new ConfigError(`TOKEN_ISSUER / CONFIG_FILE tokenIssuers: issuer ${issuer} is configured twice`);
     seenTokenIssuers.add(issuer);
   }
+  checkOpaqueTokenIssuer(envTokenIssuer, file.tokenIssuers);
   if (tokenIssuers.length > 0 && !e.SESSION_TAG_SECRET)
     throw new ConfigError(
       'SESSION_TAG_SECRET: required with token issuers (the verifier caches tokens in the session store)',

@@ -6,6 +6,14 @@ const short = (digest: Buffer): string => digest.subarray(0, 16).toString('base6
 /** The non-secret id of a secret value (session id, token): Redis only ever sees this. */
 export const secretHash = (secret: string): string => short(hash('sha256', secret, 'buffer'));
 
+/**
+ * How many buckets (slots) the remembered failures are spread over, each holding its share of the
+ * bound. Fixed: a reader finds a token's bucket from its hash, whatever bound the writer was given.
+ * 16 hash tags `tf.0`..`tf.15` fall on every node of a small cluster (5/6/5 on three masters).
+ */
+export const TOKEN_FAILURE_BUCKETS = 16;
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
 /** User tags computed lately, per key space: an HMAC costs microseconds on every hot-path read. */
 const TAGS_KEPT = 10_000;
 
@@ -51,12 +59,27 @@ export class KeySpace {
   tokenPointer(hash: string): string {
     return `${this.prefix}:tp:${hash}`;
   }
-  /** The bounded set of tokens remembered as failed (zset: hash -> until); one slot with their reasons. */
-  tokenFailures(): string {
-    return `${this.prefix}:{tf}`;
+  /**
+   * Which bucket of remembered failures a token belongs to (0 to TOKEN_FAILURE_BUCKETS - 1), from its
+   * hash alone, so that every process finds a token's failure without knowing the bound.
+   */
+  tokenFailureBucket(hash: string): number {
+    return Math.max(0, BASE64URL.indexOf(hash.charAt(0))) % TOKEN_FAILURE_BUCKETS;
   }
+  /**
+   * One bucket of the tokens remembered as failed (zset: hash -> until), in a slot of its own with
+   * its tokens' reasons: the buckets spread garbage-token lookups over a cluster's nodes.
+   */
+  tokenFailures(bucket: number): string {
+    return `${this.prefix}:{tf.${bucket}}`;
+  }
+  /** Every bucket of remembered failures, for counting them. */
+  tokenFailureBuckets(): string[] {
+    return Array.from({ length: TOKEN_FAILURE_BUCKETS }, (_, bucket) => this.tokenFailures(bucket));
+  }
+  /** Why a token failed, in its bucket's slot. */
   tokenFailure(hash: string): string {
-    return `${this.prefix}:{tf}:${hash}`;
+    return `${this.tokenFailures(this.tokenFailureBucket(hash))}:${hash}`;
   }
   /** The single-flight lease of one token's verification, shared by every process (its outcome goes to the cache). */
   tokenFlight(hash: string): string {

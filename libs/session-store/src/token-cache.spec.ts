@@ -23,6 +23,22 @@ function recordCommands(redis: Redis): string[] {
   return sent;
 }
 
+/**
+ * Garbage tokens, at least `perBucket` of them in every bucket of remembered failures (so each
+ * bucket's share of a bound fills up whatever the hashes are).
+ */
+function garbageFilling(store: SessionStore, perBucket: number, label: string): string[] {
+  const buckets = store.keys.tokenFailureBuckets().length;
+  const counts = new Array<number>(buckets).fill(0);
+  const garbage: string[] = [];
+  for (let i = 0; counts.some((c) => c < perBucket); i++) {
+    const g = `garbage-${label}-${i}-${Math.random()}`;
+    counts[store.keys.tokenFailureBucket(tokenRef(g).hash)]!++;
+    garbage.push(g);
+  }
+  return garbage;
+}
+
 async function everyKey(redis: Redis | Cluster, prefix: string): Promise<string[]> {
   const nodes = 'nodes' in redis ? (redis as Cluster).nodes('master') : [redis as Redis];
   return (await Promise.all(nodes.map((n) => n.keys(`${prefix}:*`)))).flat();
@@ -142,7 +158,9 @@ function contract(
 
     it('remembers failures within the bound, and never the token itself', async () => {
       const bound = 25;
-      const garbage = Array.from({ length: 200 }, (_, i) => `garbage-${i}-${Math.random()}`);
+      const buckets = store.keys.tokenFailureBuckets().length;
+      // Enough garbage in every bucket to fill each one's share, so exactly the bound is kept.
+      const garbage = garbageFilling(store, 13, 'within');
       const kept = await Promise.all(
         garbage.map((g) =>
           store.tokens.rememberFailure(tokenRef(g), 'invalid', { ttlMs: 60_000, maxEntries: bound }),
@@ -150,12 +168,83 @@ function contract(
       );
       expect(kept.filter(Boolean)).toHaveLength(bound);
       expect(await store.tokens.rememberedFailures()).toBe(bound);
-      const failureKeys = (await everyKey(redis, prefix)).filter((k) => k.includes(':{tf}'));
-      expect(failureKeys).toHaveLength(bound + 1);
+      const failureKeys = (await everyKey(redis, prefix)).filter((k) => /:\{tf\.\d+\}/.test(k));
+      // Each reason, and each bucket's set (25 >= 16: every bucket has a share).
+      expect(failureKeys).toHaveLength(bound + buckets);
       const remembered = garbage[kept.indexOf(true)]!;
       expect(await store.tokens.read(tokenRef(remembered))).toEqual({ state: 'miss', failed: 'invalid' });
       const keysAndValues = await everyKey(redis, prefix);
       for (const g of garbage) expect(keysAndValues.join('\n')).not.toContain(g);
+    });
+
+    it('keeps a bound below the number of buckets too, with its TTL', async () => {
+      const small = new SessionStore({ redis, prefix: `${prefix}-small`, tagSecret: TAG_SECRET });
+      try {
+        const garbage = garbageFilling(small, 3, 'small');
+        const kept = await Promise.all(
+          garbage.map((g) =>
+            small.tokens.rememberFailure(tokenRef(g), 'invalid', { ttlMs: 60_000, maxEntries: 5 }),
+          ),
+        );
+        expect(kept.filter(Boolean)).toHaveLength(5);
+        expect(await small.tokens.rememberedFailures()).toBe(5);
+        const hash = tokenRef(garbage[kept.indexOf(true)]!).hash;
+        for (const key of [
+          small.keys.tokenFailure(hash),
+          small.keys.tokenFailures(small.keys.tokenFailureBucket(hash)),
+        ]) {
+          const ttl = await redis.pttl(key);
+          expect(ttl).toBeGreaterThan(0);
+          expect(ttl).toBeLessThanOrEqual(60_000);
+        }
+      } finally {
+        await deletePrefix(redis, `${prefix}-small`);
+      }
+    });
+
+    it('spreads remembered failures over slots, on every node of a cluster', async () => {
+      const spread = new SessionStore({ redis, prefix: `${prefix}-spread`, tagSecret: TAG_SECRET });
+      try {
+        // 400 random tokens miss one of 16 buckets once in ~10^10 runs.
+        const garbage = Array.from({ length: 400 }, (_, i) => `garbage-spread-${i}-${Math.random()}`);
+        await Promise.all(
+          garbage.map((g) =>
+            spread.tokens.rememberFailure(tokenRef(g), 'invalid', { ttlMs: 60_000, maxEntries: 10_000 }),
+          ),
+        );
+        const nodes = 'nodes' in redis ? (redis as Cluster).nodes('master') : [redis as Redis];
+        const perNode = await Promise.all(nodes.map((node) => node.keys(`${prefix}-spread:*`)));
+        for (const keys of perNode) expect(keys.length).toBeGreaterThan(0);
+        const tags = new Set(perNode.flat().map((k) => /\{([^}]*)\}/.exec(k)![1]));
+        expect(tags.size).toBeGreaterThan(1);
+        expect(tags.size).toBe(spread.keys.tokenFailureBuckets().length);
+        expect(await spread.tokens.rememberedFailures()).toBe(400);
+      } finally {
+        await deletePrefix(redis, `${prefix}-spread`);
+      }
+    });
+
+    it('finds a token through its pointer when the hint names another user, or the memory is stale', async () => {
+      const userId = user();
+      const ref = tokenRef(token());
+      await store.tokens.write(ref, { userId, expiresAt: inAMinute() });
+      // A process that never saw the token, given a hint that is not the token's user.
+      const other = new SessionStore({ redis, prefix, tagSecret: TAG_SECRET });
+      expect(await other.tokens.read(ref, { userId: 'someone-else' })).toMatchObject({
+        state: 'hit',
+        token: { userId },
+      });
+      // The record moves to another user's slot (its first one deleted, then the token written again
+      // elsewhere): this process's memory of the first slot is stale, the rewritten pointer is not.
+      const moved = user();
+      await store.revokeUser(userId);
+      await other.tokens.write(ref, { userId: moved, expiresAt: inAMinute() });
+      expect(await store.tokens.read(ref, { userId })).toMatchObject({
+        state: 'hit',
+        token: { userId: moved },
+      });
+      // A wrong hint for a token never cached stays a miss, with its failure if remembered.
+      expect(await other.tokens.read(tokenRef('never-cached-either'), { userId })).toEqual({ state: 'miss' });
     });
 
     it('gives one caller at a time the flight of a token, until it releases it', async () => {
@@ -216,5 +305,26 @@ describe('TokenCache round trips', () => {
     // Then it remembers where the token lives.
     expect((await another.tokens.read(ref)).state).toBe('hit');
     expect(sent.splice(0)).toEqual(['evalsha']);
+    // A hint of another user costs the pointer's round trip once, then the memory serves.
+    const misled = new SessionStore({ redis, prefix, tagSecret: TAG_SECRET });
+    expect((await misled.tokens.read(ref, { userId: 'not-rtt-user' })).state).toBe('hit');
+    expect(sent.splice(0)).toEqual(['evalsha', 'get', 'get', 'evalsha']);
+    expect((await misled.tokens.read(ref, { userId: 'not-rtt-user' })).state).toBe('hit');
+    expect(sent.splice(0)).toEqual(['evalsha']);
+  });
+
+  it('looks a remembered failure up in one round trip, and a hinted miss in two', async () => {
+    const store = new SessionStore({ redis, prefix, tagSecret: TAG_SECRET });
+    const ref = tokenRef('a-failed-token-for-round-trips');
+    await store.tokens.rememberFailure(ref, 'invalid', { ttlMs: 60_000, maxEntries: 10_000 });
+    const sent = recordCommands(redis);
+    expect(await store.tokens.read(ref)).toEqual({ state: 'miss', failed: 'invalid' });
+    // The pointer and the failure, sent together.
+    expect(sent.splice(0)).toEqual(['get', 'get']);
+    expect(await store.tokens.read(ref, { userId: 'rtt-user' })).toEqual({
+      state: 'miss',
+      failed: 'invalid',
+    });
+    expect(sent.splice(0)).toEqual(['evalsha', 'get', 'get']);
   });
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError } from './errors.js';
-import { secretHash } from './keys.js';
+import { secretHash, TOKEN_FAILURE_BUCKETS } from './keys.js';
 import type { StoreCore } from './store-core.js';
 import { checkClaims, checkGroups, checkId, checkInstant, checkToken } from './validation.js';
 
@@ -51,9 +51,10 @@ const REASON = /^[a-z_]{1,64}$/;
  * Validated tokens in the session Redis, for a verifier in front of them. A token's record lives in
  * its user's slot, so a read checks the user's and IdP session's not-before stamps in the same script:
  * one round trip, and a revocation is in force for tokens the moment its stamp is written, exactly as
- * for sessions. Which slot a token is in (its user's tag) comes from the caller's hint (the user the
- * token names), from this process's memory of earlier reads, or from a pointer key (one more round
- * trip). A token maps to one user forever, so that memory can never be wrong, only missing.
+ * for sessions. Which slot a token is in (its user's tag) is first guessed from this process's memory
+ * of earlier reads or from the caller's hint (the user the token names), and otherwise, or when the
+ * guess finds nothing, read from the pointer key the write left (one more round trip). The pointer is
+ * the authority: a guess only saves the round trip when it is right.
  */
 export class TokenCache {
   /** Token hash -> user tag, oldest first; bounded. */
@@ -134,22 +135,26 @@ export class TokenCache {
   /**
    * The cached token, checked against its user's and IdP session's stamps. `userId` is a hint of the
    * user the token names (for a JWT, its unverified subject): with it, or with this process's memory,
-   * a hit is one round trip; a wrong hint is only a miss.
+   * a hit is one round trip. A guess that finds nothing falls back to the pointer, so a wrong or stale
+   * one costs a round trip, never the entry; a forged one cannot reach another token's entry (the
+   * record's key is the token's own hash).
    */
   async read(ref: TokenRef, hint: { userId?: string } = {}): Promise<TokenLookup> {
-    let tag = this.tags.get(ref.hash);
-    if (tag === undefined && hint.userId !== undefined && hint.userId.length > 0)
-      tag = this.tagOf(hint.userId);
-    if (tag !== undefined) {
-      const found = await this.readAt(tag, ref);
+    let guess = this.tags.get(ref.hash);
+    if (guess === undefined && hint.userId !== undefined && hint.userId.length > 0)
+      guess = this.tagOf(hint.userId);
+    if (guess !== undefined) {
+      const found = await this.readAt(guess, ref);
       if (found) return found;
-      return this.missOf(ref);
     }
+    // Where the write said the record is, and whether the token is remembered as failed: one round trip.
+    // The hint can be wrong with the entry there: an introspected JWT whose own claim names another
+    // user than the issuer's answer, or a process whose memory predates another write of the token.
     const [pointer, failed] = await Promise.all([
       this.core.redis.get(this.core.keys.tokenPointer(ref.hash)),
       this.core.redis.get(this.core.keys.tokenFailure(ref.hash)),
     ]);
-    if (pointer) {
+    if (pointer && pointer !== guess) {
       const found = await this.readAt(pointer, ref);
       if (found) return found;
     }
@@ -159,6 +164,11 @@ export class TokenCache {
   /**
    * Remembers for `ttlMs` that the token failed (`reason`: lower-case word), unless `maxEntries`
    * failures are remembered already. True when remembered.
+   *
+   * The failures are spread over buckets (slots) by token hash, each bounded by its share of
+   * `maxEntries` (the shares add up to it exactly), so garbage lands on every node of a cluster and
+   * never more than `maxEntries` are kept. A bucket can be full while the total is not: the token is
+   * then only not remembered, which costs a verification, never a wrong verdict.
    */
   async rememberFailure(
     ref: TokenRef,
@@ -168,21 +178,28 @@ export class TokenCache {
     if (!REASON.test(reason)) throw new InvalidArgumentError('reason must be a lower-case word');
     if (!(options.ttlMs > 0) || !(options.maxEntries > 0)) return false;
     const { keys, scripts } = this.core;
+    const bucket = keys.tokenFailureBucket(ref.hash);
+    const share = bucketShare(Math.floor(options.maxEntries), bucket, TOKEN_FAILURE_BUCKETS);
+    if (share === 0) return false;
     return (
       (await scripts.rememberFailure(
-        keys.tokenFailures(),
+        keys.tokenFailures(bucket),
         keys.tokenFailure(ref.hash),
         ref.hash,
         reason,
         Math.ceil(options.ttlMs),
-        Math.floor(options.maxEntries),
+        share,
       )) === 1
     );
   }
 
-  /** How many failures are remembered now (the bound's own count). */
+  /** How many failures are remembered now, over every bucket (the bound's own count). */
   async rememberedFailures(): Promise<number> {
-    return this.core.redis.zcount(this.core.keys.tokenFailures(), `(${Date.now()}`, '+inf');
+    const live = `(${Date.now()}`;
+    const counts = await Promise.all(
+      this.core.keys.tokenFailureBuckets().map((key) => this.core.redis.zcount(key, live, '+inf')),
+    );
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   /**
@@ -229,14 +246,16 @@ export class TokenCache {
     };
   }
 
-  private async missOf(ref: TokenRef): Promise<TokenLookup> {
-    const failed = await this.core.redis.get(this.core.keys.tokenFailure(ref.hash));
-    return failed ? { state: 'miss', failed } : { state: 'miss' };
-  }
-
+  /** Where the token's record was found: a memory proved stale by the pointer is replaced. */
   private remember(hash: string, tag: string): void {
-    if (this.tagsKept === 0 || this.tags.has(hash)) return;
+    if (this.tagsKept === 0 || this.tags.get(hash) === tag) return;
+    this.tags.delete(hash);
     if (this.tags.size >= this.tagsKept) this.tags.delete(this.tags.keys().next().value!);
     this.tags.set(hash, tag);
   }
+}
+
+/** Bucket `bucket`'s share of `total` over `buckets` buckets: the remainder goes to the first ones. */
+function bucketShare(total: number, bucket: number, buckets: number): number {
+  return Math.floor(total / buckets) + (bucket < total % buckets ? 1 : 0);
 }

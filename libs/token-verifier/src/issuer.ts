@@ -51,8 +51,15 @@ export interface TokenIssuerConfig {
   algorithms?: string[];
   /** Require the `typ` header `at+jwt` (RFC 9068). Default false. */
   requireAtJwtTyp?: boolean;
-  /** For opaque (reference) tokens. */
+  /** For opaque (reference) tokens, and this issuer's JWTs when it has no keys. */
   introspection?: IntrospectionClient;
+  /**
+   * Whether opaque tokens are introspected here. An opaque token names no issuer, and a bearer token
+   * sent to an IdP that did not issue it is disclosed to that IdP: each goes to exactly one issuer.
+   * Default: true for the only issuer with `introspection`; with several, set it on one of them (or
+   * `false` on all but one). JWTs always go to the issuer their `iss` names.
+   */
+  opaqueTokens?: boolean;
   /** The claim naming the user, as the session store knows them. Default `sub`. */
   userClaim?: string;
   /** The claim holding the user's groups or roles (array of strings), for group-wide revocation. */
@@ -110,6 +117,33 @@ const MAX_AUDIENCES = 8;
 /** Below the session store's 16 KiB of claims per record (the kept strings and audiences fit in ~12 KiB). */
 const MAX_KEPT_CLAIMS_CHARS = 14_000;
 const MAX_GROUPS = 256;
+
+/**
+ * The one issuer opaque tokens are introspected at, or undefined when none takes them (they are then
+ * `unknown_issuer`). TypeError for a configuration that leaves the choice open or makes it twice.
+ */
+export function opaqueTokenIssuer<
+  T extends Pick<TokenIssuerConfig, 'issuer' | 'introspection' | 'opaqueTokens'>,
+>(issuers: readonly T[]): T | undefined {
+  for (const i of issuers)
+    if (i.opaqueTokens === true && !i.introspection)
+      throw new TypeError(`issuer ${i.issuer}: opaqueTokens needs introspection`);
+  const chosen = issuers.filter((i) => i.opaqueTokens === true);
+  if (chosen.length > 1)
+    throw new TypeError(
+      `opaqueTokens is set on issuers ${names(chosen)}: an opaque token goes to exactly one issuer, set it on one`,
+    );
+  if (chosen.length === 1) return chosen[0];
+  const open = issuers.filter((i) => i.introspection && i.opaqueTokens !== false);
+  if (open.length > 1)
+    throw new TypeError(
+      `issuers ${names(open)} introspect: set opaqueTokens: true on the one whose opaque tokens are ` +
+        'verified here (an opaque token names no issuer, and is sent to exactly one)',
+    );
+  return open[0];
+}
+
+const names = (issuers: readonly { issuer: string }[]) => issuers.map((i) => i.issuer).join(', ');
 
 export class Failed {
   constructor(readonly reason: InactiveReason) {}

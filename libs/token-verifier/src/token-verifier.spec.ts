@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
-import { SessionStore } from '#session-store';
+import { SessionStore, tokenRef } from '#session-store';
 import {
   createSigner,
   hs256WithPublicKey,
@@ -155,9 +155,15 @@ describe('TokenVerifier (real Redis, a real OpenID Provider)', () => {
     const calls = idp.introspections();
     expect(await verifier.verify(token)).toEqual({ active: false, reason: 'inactive' });
     expect(idp.introspections()).toBe(calls);
-    const ttl = await redis.pttl(store.keys.tokenFailures());
-    expect(ttl).toBeGreaterThan(0);
-    expect(ttl).toBeLessThanOrEqual(10_000);
+    const hash = tokenRef(token).hash;
+    for (const key of [
+      store.keys.tokenFailure(hash),
+      store.keys.tokenFailures(store.keys.tokenFailureBucket(hash)),
+    ]) {
+      const ttl = await redis.pttl(key);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(10_000);
+    }
   });
 
   it("makes a user's cached and uncached tokens inactive the moment the user is revoked; later tokens live", async () => {
@@ -301,6 +307,142 @@ describe('TokenVerifier (real Redis, a real OpenID Provider)', () => {
     });
   });
 
+  describe('several issuers that introspect (stub endpoints that record what they are sent)', () => {
+    /** An RFC 7662 endpoint answering with `answer(token)`, recording every token it is sent. */
+    interface Stub {
+      issuer: string;
+      uri: string;
+      received: string[];
+      answer: (token: string) => Record<string, unknown>;
+      server: Server;
+    }
+    const stubs: Stub[] = [];
+    const startStub = async (issuer: string): Promise<Stub> => {
+      const stub: Stub = {
+        issuer,
+        uri: '',
+        received: [],
+        answer: () => ({ active: false }),
+        server: createServer((req, res) => {
+          let body = '';
+          req.on('data', (d: Buffer) => (body += d.toString()));
+          req.on('end', () => {
+            const token = new URLSearchParams(body).get('token') ?? '';
+            stub.received.push(token);
+            res.setHeader('content-type', 'application/json').end(JSON.stringify(stub.answer(token)));
+          });
+        }),
+      };
+      await new Promise<void>((r) => stub.server.listen(0, '127.0.0.1', r));
+      stub.uri = `http://127.0.0.1:${(stub.server.address() as AddressInfo).port}/as/introspect.oauth2`;
+      stubs.push(stub);
+      return stub;
+    };
+    const introspecting = (stub: Stub, extra: Partial<TokenIssuerConfig> = {}): TokenIssuerConfig => ({
+      issuer: stub.issuer,
+      introspection: { uri: stub.uri, clientId: 'rs', clientSecret: 's' },
+      ...extra,
+    });
+    let pf: Stub;
+    beforeAll(async () => {
+      pf = await startStub('https://pingfederate.example.com');
+    });
+    beforeEach(() => {
+      for (const stub of stubs) stub.received.length = 0;
+    });
+    afterAll(() =>
+      Promise.all(stubs.map((s) => new Promise<void>((r) => s.server.close(() => r())))).then(
+        () => undefined,
+      ),
+    );
+
+    it('refuses at construction a configuration that does not say which takes opaque tokens, or says it twice', () => {
+      const make = (list: TokenIssuerConfig[]) => () => new TokenVerifier({ store, issuers: list });
+      expect(make([issuers[0]!, introspecting(pf)])).toThrow(
+        /introspect: set opaqueTokens: true on the one whose opaque tokens/,
+      );
+      expect(
+        make([{ ...issuers[0]!, opaqueTokens: true }, introspecting(pf, { opaqueTokens: true })]),
+      ).toThrow(/^opaqueTokens is set on issuers .*: an opaque token goes to exactly one issuer/);
+      expect(make([{ ...issuers[1]!, opaqueTokens: true }])).toThrow(/opaqueTokens needs introspection/);
+      expect(make([issuers[1]!, { ...issuers[1]! }])).toThrow(/configured twice/);
+      // Saying it once, or ruling the others out, is enough.
+      expect(make([issuers[0]!, introspecting(pf, { opaqueTokens: true })])).not.toThrow();
+      expect(make([issuers[0]!, introspecting(pf, { opaqueTokens: false })])).not.toThrow();
+    });
+
+    it('sends an opaque token to the one issuer that takes them, never to the others', async () => {
+      const other = new TokenVerifier({
+        store,
+        issuers: [{ ...issuers[0]!, opaqueTokens: true }, introspecting(pf)],
+      });
+      const sub = user();
+      const token = await idp.opaque(sub);
+      expect(active(await other.verify(token))).toEqual({
+        active: true,
+        source: 'introspection',
+        userId: sub,
+      });
+      // One the IdP does not know is inactive, and still goes nowhere else.
+      expect(await other.verify(`opaque-unknown-${sub}`)).toEqual({ active: false, reason: 'inactive' });
+      expect(pf.received).toEqual([]);
+    });
+
+    it('sends an opaque token only to the issuer chosen, even when another issuer listed first would vouch for it', async () => {
+      const before = idp.introspections();
+      const chosen = new TokenVerifier({
+        store,
+        issuers: [issuers[0]!, introspecting(pf, { opaqueTokens: true })],
+      });
+      const token = await idp.opaque(user());
+      expect(await chosen.verify(token)).toEqual({ active: false, reason: 'inactive' });
+      expect(pf.received).toEqual([token]);
+      expect(idp.introspections()).toBe(before);
+    });
+
+    it('sends a JWT to the issuer it names only, whichever takes opaque tokens', async () => {
+      const jwtOnly = await startStub('https://jwt-introspected.example.com');
+      const sub = user();
+      jwtOnly.answer = () => ({ active: true, sub, iat: nowSec(), exp: nowSec() + 300 });
+      const mixed = new TokenVerifier({
+        store,
+        issuers: [introspecting(pf, { opaqueTokens: true }), introspecting(jwtOnly)],
+      });
+      const token = `${unsignedJwt({ iss: jwtOnly.issuer, sub, iat: nowSec(), exp: nowSec() + 300 })}sig`;
+      expect(active(await mixed.verify(token))).toEqual({
+        active: true,
+        source: 'introspection',
+        userId: sub,
+      });
+      expect(jwtOnly.received).toEqual([token]);
+      expect(pf.received).toEqual([]);
+    });
+
+    it("finds a cached introspected JWT whose own subject is not the issuer's answer (the hint misses)", async () => {
+      // An issuer without keys: its JWTs are introspected, and its answer names the user, not the JWT.
+      const renaming = await startStub('https://renaming.example.com');
+      const real = user();
+      renaming.answer = () => ({ active: true, sub: real, iat: nowSec(), exp: nowSec() + 300 });
+      const config = [introspecting(renaming)];
+      const token = `${unsignedJwt({ iss: renaming.issuer, sub: 'an-alias', iat: nowSec(), exp: nowSec() + 300 })}sig`;
+      expect(active(await new TokenVerifier({ store, issuers: config }).verify(token))).toEqual({
+        active: true,
+        source: 'introspection',
+        userId: real,
+      });
+      // Another process (no memory of the token; its hint is the JWT's subject) finds it in the cache.
+      const elsewhere = new TokenVerifier({
+        store: new SessionStore({ redis, prefix, tagSecret: TAG_SECRET }),
+        issuers: config,
+      });
+      expect(active(await elsewhere.verify(token))).toEqual({ active: true, source: 'cache', userId: real });
+      expect(renaming.received).toHaveLength(1);
+      // And a revocation of the real user reaches it there.
+      await store.revokeUser(real);
+      expect(await elsewhere.verify(token)).toEqual({ active: false, reason: 'revoked' });
+    });
+  });
+
   it('answers bad input with malformed, doing no work and never throwing', async () => {
     for (const input of ['', 'x'.repeat(8193), 'has space', 'tab\there', 42, null, undefined, {}, ['a']])
       expect(await verifier.verify(input)).toEqual({ active: false, reason: 'malformed' });
@@ -319,7 +461,7 @@ describe('TokenVerifier (real Redis, a real OpenID Provider)', () => {
     }
     expect(await store.tokens.rememberedFailures()).toBeLessThanOrEqual(100);
     const { keys, text } = await redisDump(redis, prefix);
-    expect(keys.filter((k) => k.includes(':{tf}:')).length).toBeLessThanOrEqual(100);
+    expect(keys.filter((k) => /:\{tf\.\d+\}:/.test(k)).length).toBeLessThanOrEqual(100);
     expect(keys.filter((k) => k.includes(':tl:')).length).toBeLessThanOrEqual(100);
     for (const t of tokens.slice(0, 50)) expect(text).not.toContain(t.split('.')[2]);
   });

@@ -13,6 +13,7 @@ import {
   Failed,
   type InactiveReason,
   Issuer,
+  opaqueTokenIssuer,
   type TokenClaims,
   type TokenIssuerConfig,
   type Vouched,
@@ -44,6 +45,7 @@ export interface VerifierMetrics {
 
 export interface TokenVerifierOptions {
   store: SessionStore;
+  /** A JWT goes to the issuer its `iss` names; an opaque token to the one that takes them (`opaqueTokens`). */
   issuers: TokenIssuerConfig[];
   cache?: {
     /** A cached entry never lives longer than this, whatever the token's `exp`. Default 300. */
@@ -83,7 +85,8 @@ interface JwtShape {
 export class TokenVerifier {
   private readonly cache: TokenCache;
   private readonly byIssuer = new Map<string, Issuer>();
-  private readonly introspectors: Issuer[];
+  /** Where opaque tokens are introspected: one issuer, never each in turn (that would disclose them). */
+  private readonly opaqueIssuer: Issuer | undefined;
   private readonly maxTtlMs: number;
   private readonly negativeTtlMs: number;
   private readonly negativeMaxEntries: number;
@@ -99,9 +102,12 @@ export class TokenVerifier {
       if (!config.issuer) throw new TypeError('every issuer needs its issuer identifier');
       if (!config.jwks && !config.jwksUri && !config.introspection)
         throw new TypeError(`issuer ${config.issuer} needs jwksUri, jwks or introspection`);
+      if (this.byIssuer.has(config.issuer))
+        throw new TypeError(`issuer ${config.issuer} is configured twice`);
       this.byIssuer.set(config.issuer, new Issuer(config, tolerance));
     }
-    this.introspectors = [...this.byIssuer.values()].filter((i) => i.introspects);
+    const opaque = opaqueTokenIssuer(options.issuers ?? []);
+    this.opaqueIssuer = opaque && this.byIssuer.get(opaque.issuer);
     this.cache = options.store.tokens;
     this.maxTtlMs = (options.cache?.maxTtlSeconds ?? 300) * 1000;
     this.negativeTtlMs = (options.cache?.negativeTtlSeconds ?? 10) * 1000;
@@ -225,7 +231,7 @@ export class TokenVerifier {
       if (jwt && issuer!.verifiesJwts) outcome = await issuer!.verifyJwt(token);
       else {
         source = 'introspection';
-        outcome = await this.introspect(token, jwt ? [issuer!] : this.introspectors);
+        outcome = await this.introspect(token, jwt ? issuer : this.opaqueIssuer);
       }
     } catch (err) {
       await this.cache.releaseFlight(ref, owner).catch(() => undefined);
@@ -257,23 +263,18 @@ export class TokenVerifier {
     return this.hit(outcome.userId, outcome.claims, expiresAt, source);
   }
 
-  /** Asks each issuer that introspects, in order, until one vouches for the token. */
-  private async introspect(token: string, issuers: Issuer[]): Promise<Vouched | Failed> {
-    if (issuers.length === 0 || !issuers.every((i) => i.introspects)) return new Failed('unknown_issuer');
-    let last: Failed = new Failed('inactive');
-    for (const issuer of issuers) {
-      let answer: Vouched | Failed;
-      try {
-        answer = await issuer.introspect(token);
-      } catch (err) {
-        this.metrics.idpCall?.('error');
-        throw err;
-      }
-      this.metrics.idpCall?.(answer instanceof Failed ? 'inactive' : 'active');
-      if (!(answer instanceof Failed)) return answer;
-      last = answer;
+  /** Asks the one issuer the token belongs to (its `iss`, or the opaque tokens' issuer), and only it. */
+  private async introspect(token: string, issuer: Issuer | undefined): Promise<Vouched | Failed> {
+    if (!issuer?.introspects) return new Failed('unknown_issuer');
+    let answer: Vouched | Failed;
+    try {
+      answer = await issuer.introspect(token);
+    } catch (err) {
+      this.metrics.idpCall?.('error');
+      throw err;
     }
-    return last;
+    this.metrics.idpCall?.(answer instanceof Failed ? 'inactive' : 'active');
+    return answer;
   }
 
   /** Remembers the failure for the waiters (within the bound) and ends the flight; the verdict stands either way. */

@@ -226,24 +226,21 @@ export class TokenCache {
 
   private async readAt(tag: string, ref: TokenRef): Promise<TokenLookup | null> {
     const { keys, scripts } = this.core;
-    const row = (await scripts.getToken(
+    const json = (await scripts.getToken(
       keys.token(tag, ref.hash),
       keys.notBefore(tag),
       keys.idpNotBefore(tag),
-    )) as (string | null)[] | 0 | null;
-    if (row === null) return null;
+    )) as string | 0 | null;
+    if (json === null) return null;
     this.remember(ref.hash, tag);
-    if (row === 0) return { state: 'revoked' };
-    const [userId, iat, exp, claims] = row;
-    return {
-      state: 'hit',
-      token: {
-        userId: userId!,
-        issuedAt: Number(iat),
-        expiresAt: Number(exp),
-        claims: claims ? (JSON.parse(claims) as Record<string, unknown>) : {},
-      },
-    };
+    if (json === 0) return { state: 'revoked' };
+    const [userId, issuedAt, expiresAt, claims] = JSON.parse(json) as [
+      string,
+      number,
+      number,
+      Record<string, unknown>,
+    ];
+    return { state: 'hit', token: { userId, issuedAt, expiresAt, claims } };
   }
 
   /** Where the token's record was found: a memory proved stale by the pointer is replaced. */

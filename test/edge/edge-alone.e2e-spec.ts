@@ -126,14 +126,16 @@ describe('the edge on its own (npm run start:edge)', () => {
 
   it('refuses to start with nothing to check, naming the setting', async () => {
     const lonely = run({ PORT: '0', SESSION_PREFIX: sessionPrefix, SESSION_TAG_SECRET: TAG_SECRET });
-    expect(await lonely.exited).toBe(1);
-    expect(lonely.output()).toContain('OIDC_ISSUER');
-    const secretless = run({
-      PORT: '0',
-      TOKEN_ISSUER: idp.issuer,
-      TOKEN_JWKS_URI: idp.jwksUri,
-    });
-    expect(await secretless.exited).toBe(1);
-    expect(secretless.output()).toContain('SESSION_TAG_SECRET');
+    const secretless = run({ PORT: '0', TOKEN_ISSUER: idp.issuer, TOKEN_JWKS_URI: idp.jwksUri });
+    try {
+      expect(await lonely.exited).toBe(1);
+      expect(lonely.output()).toContain('OIDC_ISSUER');
+      expect(await secretless.exited).toBe(1);
+      expect(secretless.output()).toContain('SESSION_TAG_SECRET');
+    } finally {
+      // Should either start after all, it must not outlive the test.
+      for (const child of [lonely, secretless])
+        if (child.process.exitCode === null) child.process.kill('SIGKILL');
+    }
   });
 });

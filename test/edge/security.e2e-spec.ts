@@ -2,13 +2,25 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Redis } from 'ioredis';
 import { hash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import request from 'supertest';
 import { type AppConfig, loadConfig } from '#config';
 import { SessionStore } from '#session-store';
 import { unseal } from '../../apps/gateway/src/edge/session-cookie.js';
 import { bootGateway, logLines, startGateway, type TestGateway } from '../support/gateway.js';
 import { startTestIdp, type TestIdp } from '../support/oidc-provider.js';
-import { deletePrefix, freePorts, REDIS_URL, testRedis, uniquePrefix, waitFor } from '../support/redis.js';
+import {
+  deletePrefix,
+  freePorts,
+  REDIS_URL,
+  type RedisProcess,
+  startRedisServer,
+  testRedis,
+  uniquePrefix,
+  waitFor,
+} from '../support/redis.js';
 
 /**
  * The edge's security, end to end against a real OP (oidc-provider) and a real Redis: an ID token
@@ -423,5 +435,103 @@ describe('an OP out of reach when the callback redeems its code', () => {
     expect(res.headers['set-cookie']).toBeUndefined();
     expect(res.text).not.toContain(back.searchParams.get('code')!);
     expect((await gw.redis.keys(`${prefix}:*`)).filter((k) => k.includes('}:s:'))).toEqual([]);
+  });
+});
+
+describe('a login the session store cannot take at once', () => {
+  const prefix = uniquePrefix('edge-sec-store');
+  let idp: TestIdp;
+  let gw: TestGateway;
+  let redisServer: RedisProcess;
+  let downGw: TestGateway;
+  let dir: string;
+  let port: number;
+
+  beforeAll(async () => {
+    [port] = (await freePorts(2)) as [number, number];
+    const redirectUri = `http://127.0.0.1:${port}/auth/callback`;
+    idp = await startTestIdp({
+      relyingParty: { clientId: CLIENT.id, clientSecret: CLIENT.secret, redirectUri },
+    });
+    const env = {
+      SESSION_PREFIX: prefix,
+      SESSION_TAG_SECRET: TAG_SECRET,
+      OIDC_ISSUER: idp.issuer,
+      OIDC_CLIENT_ID: CLIENT.id,
+      OIDC_CLIENT_SECRET: CLIENT.secret,
+      OIDC_REDIRECT_URI: redirectUri,
+      EDGE_COOKIE_SECURE: 'false',
+      CLOCK_SKEW_MS: '400',
+    };
+    gw = await startGateway(env);
+    const [redisPort] = await freePorts(1);
+    dir = mkdtempSync(join(tmpdir(), 'edge-sec-redis-'));
+    redisServer = await startRedisServer(redisPort!, dir);
+    downGw = await startGateway({ ...env, REDIS_URL: `redis://127.0.0.1:${redisPort}` });
+    downGw.redis.on('error', () => undefined);
+  });
+  afterAll(async () => {
+    if (gw) {
+      await deletePrefix(gw.redis, prefix);
+      await gw.close();
+    }
+    await downGw?.close().catch(() => undefined);
+    redisServer?.process.kill('SIGKILL');
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    await idp?.stop();
+  });
+
+  /** /auth/login at `target`, the OP's sign-in of `sub`, and the callback's answer. */
+  async function signIn(target: TestGateway, sub: string) {
+    const start = await request(target.app.getHttpServer()).get('/auth/login').expect(302);
+    const back = new URL(await idp.signIn(start.headers['location'] as string, sub));
+    return request(target.app.getHttpServer()).get(`${back.pathname}${back.search}`);
+  }
+
+  it('waits out a revocation stamped a moment ahead (the clock-skew window) instead of failing the login', async () => {
+    const sub = 'just-revoked@example.com';
+    const store = new SessionStore({ redis: gw.redis, prefix, tagSecret: TAG_SECRET, clockSkewMs: 0 });
+    // As a PingOne event just now leaves it: the user's not-before a little in the future.
+    await store.revokeUser(sub, { notBefore: Date.now() + 300 });
+    const res = await signIn(gw, sub);
+    expect(res.status).toBe(302);
+    const cookie = ([] as string[]).concat(res.headers['set-cookie'] ?? [])[0]!.split(';')[0]!;
+    const verified = await request(gw.app.getHttpServer())
+      .get('/auth/verify')
+      .set('Cookie', cookie)
+      .expect(200);
+    expect(verified.headers['x-auth-request-user']).toBe(sub);
+  });
+
+  it('answers 503 with Retry-After, not 500, when the stamp is further ahead than the window', async () => {
+    const sub = 'revoked-ahead@example.com';
+    const store = new SessionStore({ redis: gw.redis, prefix, tagSecret: TAG_SECRET, clockSkewMs: 0 });
+    await store.revokeUser(sub, { notBefore: Date.now() + 60_000 });
+    const res = await signIn(gw, sub);
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(res.body).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(res.headers['set-cookie']).toBeUndefined();
+  });
+
+  it('refuses with 400, not 500, an ID token too big for a session (the sealed copy over the claims bound)', async () => {
+    const res = await signIn(gw, 'many-groups-ada@example.com');
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'access_denied' });
+    expect(res.headers['set-cookie']).toBeUndefined();
+  });
+
+  it('answers 503 with Retry-After, not 500, when the session Redis is out of reach', async () => {
+    // The login's state is kept, then Redis goes away before the callback.
+    const start = await request(downGw.app.getHttpServer()).get('/auth/login').expect(302);
+    const back = new URL(await idp.signIn(start.headers['location'] as string, 'stranded@example.com'));
+    redisServer.process.kill('SIGKILL');
+    await new Promise((resolve) => redisServer.process.once('exit', resolve));
+    for (const path of [`${back.pathname}${back.search}`, '/auth/login']) {
+      const res = await request(downGw.app.getHttpServer()).get(path);
+      expect({ path, status: res.status }).toEqual({ path, status: 503 });
+      expect(res.headers['retry-after']).toMatch(/^\d+$/);
+      expect(res.text).not.toContain(back.searchParams.get('code')!);
+    }
   });
 });

@@ -361,6 +361,11 @@ describe('examples/express-app beside the service, signing in at an OpenID Provi
       '/ok\r\nSet-Cookie: x=1',
       '/%E0%A4%A',
       `/${'a'.repeat(3000)}`,
+      // Dot segments the URL parser resolves into a scheme-relative URL.
+      '/.//evil.example',
+      '/a/..//evil.example',
+      '/%2e//evil.example',
+      '/x/%2e%2e//evil.example/path',
       ['/a', '/b'],
       undefined,
     ])

@@ -146,10 +146,17 @@ describe('the edge login (OpenID Connect relying party, openid-client)', () => {
       'javascript:alert(1)',
       '',
       '/a\r\nLocation: x',
+      // Dot segments the URL parser resolves into a scheme-relative URL.
+      '/.//evil.example.com',
+      '/a/..//evil.example.com',
+      '/%2e//evil.example.com',
+      '/x/%2e%2e//evil.example.com/path',
+      '/./\\evil.example.com',
     ])
       expect({ rd, to: safeReturnPath(rd) }).toEqual({ rd, to: '/' });
     expect(safeReturnPath('/orders?page=2#top')).toBe('/orders?page=2#top');
     expect(safeReturnPath('/a/b%20c')).toBe('/a/b%20c');
+    expect(safeReturnPath('/a/../b')).toBe('/b');
   });
 });
 

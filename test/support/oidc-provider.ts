@@ -42,13 +42,18 @@ export interface TestRelyingParty {
   backchannelLogoutUri?: string;
 }
 
-/** The claims the test OP gives every account: derived from its sub, so a test knows them. */
+/**
+ * The claims the test OP gives every account: derived from its sub, so a test knows them. A sub that
+ * starts with `many-groups-` is in 400 groups of 60 characters (an ID token of over 24 KB).
+ */
 export const accountClaims = (sub: string) => ({
   sub,
   email: sub.includes('@') ? sub : `${sub}@example.com`,
   preferred_username: sub.split('@')[0],
   name: `User ${sub}`,
-  groups: ['staff', `team-${sub.length % 3}`],
+  groups: sub.startsWith('many-groups-')
+    ? Array.from({ length: 400 }, (_, i) => `group-${String(i).padStart(3, '0')}-${'g'.repeat(50)}`)
+    : ['staff', `team-${sub.length % 3}`],
 });
 
 /**

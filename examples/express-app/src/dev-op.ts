@@ -35,7 +35,8 @@ const provider = new Provider(issuer, {
   features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
 });
 
-const server = provider.listen(port, () => {
+// Loopback only: it signs anyone in as anyone.
+const server = provider.listen(port, 'localhost', () => {
   console.log(`development OP at ${issuer} (client ${clientId}, redirect_uri ${redirectUri})`);
 });
 server.on('error', (err) => {

@@ -459,7 +459,10 @@ describe('TokenVerifier (real Redis, a real OpenID Provider)', () => {
       const results = await Promise.all(tokens.slice(i, i + 250).map((t) => verifier.verify(t)));
       expect(results.every((r) => !r.active && r.reason === 'invalid')).toBe(true);
     }
-    expect(await store.tokens.rememberedFailures()).toBeLessThanOrEqual(100);
+    // The bound, and (every bucket having seen hundreds of these) close to it: failures are remembered.
+    const remembered = await store.tokens.rememberedFailures();
+    expect(remembered).toBeLessThanOrEqual(100);
+    expect(remembered).toBeGreaterThanOrEqual(90);
     const { keys, text } = await redisDump(redis, prefix);
     expect(keys.filter((k) => /:\{tf\.\d+\}:/.test(k)).length).toBeLessThanOrEqual(100);
     expect(keys.filter((k) => k.includes(':tl:')).length).toBeLessThanOrEqual(100);

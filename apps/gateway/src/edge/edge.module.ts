@@ -22,11 +22,7 @@ export class EdgeRoutes {
     @Optional() @Inject(TokenVerifier) private readonly verifier?: TokenVerifier,
   ) {}
 
-  /** Whether there is anything to serve: a session store (SESSION_TAG_SECRET) to read. */
-  get enabled(): boolean {
-    return Boolean(this.store && this.redis);
-  }
-
+  /** Adds the routes to `fastify`; nothing without a session store (SESSION_TAG_SECRET) to read. */
   mount(fastify: FastifyInstance): void {
     const { config, store, redis } = this;
     if (!store || !redis) return;

@@ -2,8 +2,9 @@ import { hash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as oidc from 'openid-client';
 import type { AppConfig } from '#config';
-import type { RedisClient } from '#redis';
-import { InvalidArgumentError, type Session, type SessionStore } from '#session-store';
+import { isRedisUnavailable, type RedisClient } from '#redis';
+import { RETRY_AFTER_SECONDS } from '../http/redis-unavailable.js';
+import { InvalidArgumentError, type Session, SessionRevokedError, type SessionStore } from '#session-store';
 import { readCookie } from './forward-auth.js';
 import {
   parseSessionCookie,
@@ -84,28 +85,31 @@ export function serveOidcLogin(
   const refuse = (reply: FastifyReply, status: number, error: string, description: string) =>
     reply.status(status).header('Cache-Control', 'no-store').send({ error, error_description: description });
 
-  fastify.get('/auth/login', async (request: FastifyRequest<{ Querystring: { rd?: string } }>, reply) => {
-    const cfg = await opOrUnavailable(configuration, request, reply);
-    if (!cfg) return reply;
-    const verifier = oidc.randomPKCECodeVerifier();
-    const state = oidc.randomState();
-    const nonce = oidc.randomNonce();
-    const pending: PendingLogin = { verifier, nonce, rd: safeReturnPath(request.query.rd) };
-    await redis.set(stateKey(state), JSON.stringify(pending), 'PX', LOGIN_TTL_MS);
-    const url = oidc.buildAuthorizationUrl(cfg, {
-      redirect_uri: settings.redirectUri,
-      scope: settings.scopes,
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      state,
-      nonce,
-    });
-    return reply.header('Cache-Control', 'no-store').redirect(url.href, 302);
-  });
+  fastify.get(
+    '/auth/login',
+    storeOrUnavailable(async (request: FastifyRequest<{ Querystring: { rd?: string } }>, reply) => {
+      const cfg = await opOrUnavailable(configuration, request, reply);
+      if (!cfg) return reply;
+      const verifier = oidc.randomPKCECodeVerifier();
+      const state = oidc.randomState();
+      const nonce = oidc.randomNonce();
+      const pending: PendingLogin = { verifier, nonce, rd: safeReturnPath(request.query.rd) };
+      await redis.set(stateKey(state), JSON.stringify(pending), 'PX', LOGIN_TTL_MS);
+      const url = oidc.buildAuthorizationUrl(cfg, {
+        redirect_uri: settings.redirectUri,
+        scope: settings.scopes,
+        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        state,
+        nonce,
+      });
+      return reply.header('Cache-Control', 'no-store').redirect(url.href, 302);
+    }),
+  );
 
   fastify.get(
     '/auth/callback',
-    async (request: FastifyRequest<{ Querystring: Record<string, string> }>, reply) => {
+    storeOrUnavailable(async (request: FastifyRequest<{ Querystring: Record<string, string> }>, reply) => {
       const state = request.query['state'];
       if (typeof state !== 'string' || state === '')
         return refuse(reply, 400, 'invalid_request', 'the login has no state; start again at /auth/login');
@@ -166,17 +170,37 @@ export function serveOidcLogin(
           kept[name] = claims[name];
       // Without a refresh token nothing can renew the login: it ends with what the OP granted.
       const notAfter = !tokens.refresh_token && expiresIn ? Date.now() + expiresIn * 1000 : undefined;
-      let session: Awaited<ReturnType<SessionStore['createSession']>>;
-      try {
-        session = await store.createSession({
-          userId: claims.sub,
+      const create = () =>
+        store.createSession({
+          userId: claims.sub as string,
           ttlSeconds: config.edge.sessionTtlSeconds,
           ...(notAfter ? { notAfter } : {}),
           ...(typeof sid === 'string' ? { idpSessionId: sid } : {}),
           groups,
           claims: kept,
         });
+      let session: Awaited<ReturnType<SessionStore['createSession']>>;
+      try {
+        try {
+          session = await create();
+        } catch (err) {
+          if (!(err instanceof SessionRevokedError)) throw err;
+          // The user was revoked a moment ago: an event's stamp reaches CLOCK_SKEW_MS past its time, and
+          // a login inside that window (single sign-on bringing a just-revoked user straight back) is
+          // refused. This login is new: wait for the stamp to pass, once, rather than fail it.
+          await new Promise((resolve) =>
+            setTimeout(resolve, Math.min(config.session.clockSkewMs, 10_000) + 50),
+          );
+          session = await create();
+        }
       } catch (err) {
+        if (err instanceof SessionRevokedError) {
+          request.log.warn({ login: { reason: 'revoked' } }, 'login refused');
+          return reply.status(503).header('Retry-After', '5').header('Cache-Control', 'no-store').send({
+            error: 'temporarily_unavailable',
+            error_description: 'this user was just signed out everywhere; start the login again shortly',
+          });
+        }
         // What the OP sent does not fit a session (claims over the store's bound): a refusal, not a 500.
         if (!(err instanceof InvalidArgumentError)) throw err;
         request.log.warn({ login: { reason: 'session_rejected' } }, 'login refused');
@@ -187,7 +211,7 @@ export function serveOidcLogin(
         maxAgeSeconds: (session.expiresAt - Date.now()) / 1000,
       });
       return reply.header('Set-Cookie', cookie).header('Cache-Control', 'no-store').redirect(pending.rd, 302);
-    },
+    }),
   );
 
   const logout = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -278,6 +302,31 @@ function unsealTokens(sealed: unknown, key: string | undefined): KeptTokens | un
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The handler, answering 503 with Retry-After when the session Redis is out of reach (as forward auth
+ * does): these are plain Fastify routes, which no Nest exception filter covers.
+ */
+function storeOrUnavailable<R extends FastifyRequest>(
+  handler: (request: R, reply: FastifyReply) => Promise<unknown>,
+): (request: R, reply: FastifyReply) => Promise<unknown> {
+  return async (request, reply) => {
+    try {
+      return await handler(request, reply);
+    } catch (err) {
+      if (!isRedisUnavailable(err)) throw err;
+      request.log.warn({ login: { reason: 'redis_unavailable' } }, 'the login could not reach Redis');
+      return reply
+        .status(503)
+        .header('Retry-After', String(RETRY_AFTER_SECONDS))
+        .header('Cache-Control', 'no-store')
+        .send({
+          error: 'temporarily_unavailable',
+          error_description: 'sessions cannot be stored now; retry later',
+        });
+    }
+  };
 }
 
 /**

@@ -84,5 +84,8 @@ export function safeReturnPath(rd: unknown): string {
       return '/';
   const base = 'http://edge.invalid';
   const url = new URL(rd, base);
-  return url.origin === base ? `${url.pathname}${url.search}${url.hash}` : '/';
+  const path = `${url.pathname}${url.search}${url.hash}`;
+  // The URL parser resolves dot segments (`/.//host`, `/a/..//host`, `/%2e//host`): the result is
+  // checked again, as a browser would read it in a Location header.
+  return url.origin === base && !path.startsWith('//') && !path.startsWith('/\\') ? path : '/';
 }

@@ -53,6 +53,36 @@ function contract(
       await done();
     });
 
+    it('reads back ids and claims of any characters exactly as written (sessions and cached tokens)', async () => {
+      // The reads answer one JSON text built in Lua: quotes, backslashes, NUL and other control
+      // characters, slashes, U+2028, astral characters, digits-only and JSON-looking ids must survive it.
+      const odd = ['a"b\\c', 'nul\u0000x\u001f', '/x/\u2028y', 'emoji-\u{1F600}-é', '123', 'null', '[1]'];
+      for (const [i, weird] of odd.entries()) {
+        const userId = `${weird}-${user()}`;
+        const claims = { name: weird, nested: { [weird]: [weird, 1.5, null, true] } };
+        const created = await store.createSession({
+          userId,
+          ttlSeconds: 600,
+          idpSessionId: `${weird}-idp-${i}`,
+          groups: [weird, `${weird}-2`],
+          claims,
+        });
+        await expect(store.getSession(created.sessionId)).resolves.toEqual({
+          userId,
+          handle: created.handle,
+          issuedAt: created.issuedAt,
+          expiresAt: created.expiresAt,
+          idpSessionId: `${weird}-idp-${i}`,
+          groups: [weird, `${weird}-2`],
+          claims,
+        });
+        const token = `odd-token-${i}-${n}`;
+        await store.cacheToken(token, { userId, expiresAt: Date.now() + 60_000, claims });
+        const cached = await store.getCachedToken(token);
+        expect(cached).toMatchObject({ userId, claims });
+      }
+    });
+
     it('creates a session and reads it back in one call', async () => {
       const userId = user();
       const before = Date.now();

@@ -4,9 +4,11 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { loadConfigOrExit } from '#config';
 import { RevokerMetrics } from '#metrics';
 // The embedded worker: the one place an app imports another (see eslint.config.js).
+import { warmUpWorker } from '../../worker/src/warm-up.js';
 import { WorkerModule } from '../../worker/src/worker.module.js';
 import { PinoNestLogger } from '#logging';
 import { configureGateway, gatewayAdapter, gatewayLogger } from './gateway.app.js';
+import { logWarmUp, silenceWarmUpRequests, warmUpGateway } from './http/warm-up.js';
 import { GatewayModule } from './gateway.module.js';
 
 /**
@@ -23,12 +25,14 @@ async function bootstrap(): Promise<void> {
         logger: nestLogger,
       })
     : undefined;
+  if (worker) logWarmUp(logger, 'embedded worker', await warmUpWorker(worker));
   const app = await NestFactory.create<NestFastifyApplication>(
     GatewayModule.forRoot(config, { metrics }),
     gatewayAdapter(config, logger),
     { bodyParser: false, logger: nestLogger },
   );
   await configureGateway(app, config);
+  const warmUpToken = silenceWarmUpRequests(app);
   // SIGTERM: stop taking HTTP first, then let the worker drain, then exit 0. One handler for both apps,
   // so neither ends the process while the other is still closing.
   let closing = false;
@@ -44,6 +48,9 @@ async function bootstrap(): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+  // Ready (listening: /health/ready answers) only once the delivery path runs warm (see warmUpGateway).
+  await app.init();
+  logWarmUp(logger, 'webhook path', await warmUpGateway(app, config, warmUpToken));
   await app.listen(config.port, '0.0.0.0');
   logger.info(
     `gateway listening on http://localhost:${config.port}${config.embeddedWorker ? ' (worker embedded)' : ''}`,

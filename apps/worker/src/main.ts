@@ -5,6 +5,8 @@ import { LogController } from 'fastify';
 import { loadConfigOrExit } from '#config';
 import { createLogger, PinoNestLogger, requestId } from '#logging';
 import { RevokerMetrics } from '#metrics';
+import { describeWarmUp } from '#revocation';
+import { warmUpWorker } from './warm-up.js';
 import { WorkerModule } from './worker.module.js';
 
 /** A standalone worker: revocations and scheduled jobs, with /health and /metrics on WORKER_PORT. */
@@ -24,6 +26,12 @@ async function bootstrap(): Promise<void> {
   );
   // SIGTERM: drain (see RevocationProcessor), close, then exit 0 rather than re-raising the signal.
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
+  // Started (its workers take jobs) before the warm-up, which runs before /health answers: ready means
+  // warm and fetching (see warmUpWorker).
+  await app.init();
+  const warm = await warmUpWorker(app);
+  if (warm.stopped === 'failed') logger.warn(describeWarmUp('worker', warm));
+  else logger.info(describeWarmUp('worker', warm));
   await app.listen(config.workerPort, '0.0.0.0');
   logger.info(`worker started (health and metrics on http://localhost:${config.workerPort})`);
 }

@@ -6,13 +6,36 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { type Job, UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '#config';
 import { logRedisErrors, QUEUE_REDIS, type RedisClient } from '#redis';
 import { RevokerMetrics } from '#metrics';
 import { REVOCATION_PRIORITY_QUEUE, REVOCATION_QUEUE, RevocationCommand } from '#revocation';
 import { closeWorkerWithin, RUN_RETRY_DELAY_MS } from './close-worker.js';
 import { type ExecutionResult, RevocationExecutor } from './revocation.executor.js';
+
+/** The options of a revocation queue's BullMQ worker, from config (the warm-up's worker takes them too). */
+export function revocationWorkerOptions(config: AppConfig, connection: RedisClient): WorkerOptions {
+  return {
+    connection,
+    prefix: config.redis.queuePrefix,
+    concurrency: config.worker.concurrency,
+    lockDuration: config.worker.lockDurationMs,
+    stalledInterval: config.worker.stalledIntervalMs,
+    runRetryDelay: RUN_RETRY_DELAY_MS,
+  };
+}
+
+/** One revocation job: its command checked, then carried out by `executor`. */
+export async function processRevocation(job: Job, executor: RevocationExecutor): Promise<ExecutionResult> {
+  const parsed = RevocationCommand.safeParse(job.data);
+  if (!parsed.success) {
+    // Retrying cannot fix a malformed command: fail it now, and keep it (failed jobs are never removed).
+    const where = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new UnrecoverableError(`invalid revocation command: ${where}`);
+  }
+  return executor.execute(parsed.data);
+}
 
 /**
  * Consumes revocation commands. The BullMQ worker is built here rather than by @Processor because
@@ -39,14 +62,11 @@ export class RevocationProcessor
   }
 
   private startWorker(queue: string): Worker {
-    const worker = new Worker(queue, (job) => this.process(job), {
-      connection: this.redis,
-      prefix: this.config.redis.queuePrefix,
-      concurrency: this.config.worker.concurrency,
-      lockDuration: this.config.worker.lockDurationMs,
-      stalledInterval: this.config.worker.stalledIntervalMs,
-      runRetryDelay: RUN_RETRY_DELAY_MS,
-    });
+    const worker = new Worker(
+      queue,
+      (job) => this.process(job),
+      revocationWorkerOptions(this.config, this.redis),
+    );
     worker.on('failed', (job, err) => {
       const final = !job || job.attemptsMade >= (job.opts.attempts ?? 1) || err instanceof UnrecoverableError;
       this.metrics.jobs.inc({ outcome: final ? 'failed' : 'retried' });
@@ -57,16 +77,8 @@ export class RevocationProcessor
     return worker;
   }
 
-  async process(job: Job): Promise<ExecutionResult> {
-    const parsed = RevocationCommand.safeParse(job.data);
-    if (!parsed.success) {
-      // Retrying cannot fix a malformed command: fail it now, and keep it (failed jobs are never removed).
-      const where = parsed.error.issues
-        .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
-        .join('; ');
-      throw new UnrecoverableError(`invalid revocation command: ${where}`);
-    }
-    return this.executor.execute(parsed.data);
+  process(job: Job): Promise<ExecutionResult> {
+    return processRevocation(job, this.executor);
   }
 
   /**

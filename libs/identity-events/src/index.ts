@@ -4,6 +4,7 @@ export { DEFAULT_ALGORITHMS, JwtVerifier } from './jwt-verifier.js';
 export type { JwtIssuer, VerifyOptions } from './jwt-verifier.js';
 export { DEFAULT_PINGONE_MAPPING, PingOneMapping, PingOneRule } from './pingone-mapping.js';
 export { parsePingOneBody } from './pingone.parser.js';
+export { pingOneWarmUpBody } from './pingone-warm-up.js';
 export type { Ignored, PingOneParseOptions, PingOneParseResult, Quarantined } from './pingone.parser.js';
 export { isPlainObject, parseJsonBytes } from './safe-json.js';
 export { parseSecurityEventToken, SSF_EVENTS } from './ssf.parser.js';

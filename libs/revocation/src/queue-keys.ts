@@ -12,6 +12,11 @@ export class QueueKeys {
     return `${this.prefix}:audit`;
   }
 
+  /** A warm-up's own audit stream (deleted when it ends): `nonce` names the warm-up. */
+  warmUpAudit(nonce: string): string {
+    return `${this.prefix}:warm-up-${nonce}:audit`;
+  }
+
   /** Deliveries authenticated but not understood (stream). */
   get quarantine(): string {
     return `${this.prefix}:quarantine`;

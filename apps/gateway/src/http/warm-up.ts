@@ -78,8 +78,8 @@ export async function warmUpGateway(
       batches: 0,
       ms: 0,
       costs: [],
-      stopped: 'failed',
-      error: 'no PingOne delivery to send',
+      // No PingOne webhook configured (or none its mapping would take): nothing to warm, not a failure.
+      stopped: 'skipped',
     };
   const fastify = app.getHttpAdapter().getInstance();
   const redis = app.get<RedisClient>(QUEUE_REDIS);

@@ -82,8 +82,6 @@ export function serveOidcLogin(
   const stateKey = (state: string) => store.keys.loginState(hash('sha256', state, 'base64url'));
   const cookieName = config.edge.cookieName;
   const secure = config.edge.cookieSecure;
-  const refuse = (reply: FastifyReply, status: number, error: string, description: string) =>
-    reply.status(status).header('Cache-Control', 'no-store').send({ error, error_description: description });
 
   fastify.get(
     '/auth/login',
@@ -134,10 +132,7 @@ export function serveOidcLogin(
         const reason = (err as { code?: string }).code ?? (err as Error).name;
         if (outOfReach(err)) {
           request.log.warn({ login: { reason } }, 'the OpenID Provider could not be reached');
-          return reply.status(503).header('Retry-After', '5').header('Cache-Control', 'no-store').send({
-            error: 'temporarily_unavailable',
-            error_description: 'the OpenID Provider could not be reached; start the login again',
-          });
+          return unavailable(reply, 'the OpenID Provider could not be reached; start the login again');
         }
         request.log.warn({ login: { reason } }, 'login refused');
         return refuse(reply, 400, 'access_denied', 'the OpenID Provider did not complete the login');
@@ -181,9 +176,7 @@ export function serveOidcLogin(
         });
       let session: Awaited<ReturnType<SessionStore['createSession']>>;
       try {
-        try {
-          session = await create();
-        } catch (err) {
+        session = await create().catch(async (err: unknown) => {
           if (!(err instanceof SessionRevokedError)) throw err;
           // The user was revoked a moment ago: an event's stamp reaches CLOCK_SKEW_MS past its time, and
           // a login inside that window (single sign-on bringing a just-revoked user straight back) is
@@ -191,15 +184,15 @@ export function serveOidcLogin(
           await new Promise((resolve) =>
             setTimeout(resolve, Math.min(config.session.clockSkewMs, 10_000) + 50),
           );
-          session = await create();
-        }
+          return create();
+        });
       } catch (err) {
         if (err instanceof SessionRevokedError) {
           request.log.warn({ login: { reason: 'revoked' } }, 'login refused');
-          return reply.status(503).header('Retry-After', '5').header('Cache-Control', 'no-store').send({
-            error: 'temporarily_unavailable',
-            error_description: 'this user was just signed out everywhere; start the login again shortly',
-          });
+          return unavailable(
+            reply,
+            'this user was just signed out everywhere; start the login again shortly',
+          );
         }
         // What the OP sent does not fit a session (claims over the store's bound): a refusal, not a 500.
         if (!(err instanceof InvalidArgumentError)) throw err;
@@ -304,6 +297,20 @@ function unsealTokens(sealed: unknown, key: string | undefined): KeptTokens | un
   }
 }
 
+/** A login refused: its status, OAuth error code and description, never cached. */
+function refuse(reply: FastifyReply, status: number, error: string, description: string) {
+  return reply
+    .status(status)
+    .header('Cache-Control', 'no-store')
+    .send({ error, error_description: description });
+}
+
+/** A login that may succeed later (the OP or Redis out of reach): 503 with the service's Retry-After. */
+function unavailable(reply: FastifyReply, description: string) {
+  void reply.header('Retry-After', String(RETRY_AFTER_SECONDS));
+  return refuse(reply, 503, 'temporarily_unavailable', description);
+}
+
 /**
  * The handler, answering 503 with Retry-After when the session Redis is out of reach (as forward auth
  * does): these are plain Fastify routes, which no Nest exception filter covers.
@@ -317,14 +324,7 @@ function storeOrUnavailable<R extends FastifyRequest>(
     } catch (err) {
       if (!isRedisUnavailable(err)) throw err;
       request.log.warn({ login: { reason: 'redis_unavailable' } }, 'the login could not reach Redis');
-      return reply
-        .status(503)
-        .header('Retry-After', String(RETRY_AFTER_SECONDS))
-        .header('Cache-Control', 'no-store')
-        .send({
-          error: 'temporarily_unavailable',
-          error_description: 'sessions cannot be stored now; retry later',
-        });
+      return unavailable(reply, 'sessions cannot be stored now; retry later');
     }
   };
 }
@@ -354,10 +354,7 @@ async function opOrUnavailable(
     return await configuration();
   } catch (err) {
     request.log.warn({ login: { reason: (err as Error).name } }, 'the OpenID Provider could not be reached');
-    await reply.status(503).header('Retry-After', '5').header('Cache-Control', 'no-store').send({
-      error: 'temporarily_unavailable',
-      error_description: 'the OpenID Provider could not be reached',
-    });
+    await unavailable(reply, 'the OpenID Provider could not be reached');
     return undefined;
   }
 }

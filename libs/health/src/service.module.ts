@@ -1,5 +1,5 @@
 import { BullModule, getQueueToken } from '@nestjs/bullmq';
-import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import type { Queue } from 'bullmq';
 import { type AppConfig, ConfigError, ConfigModule } from '#config';
@@ -45,72 +45,85 @@ export class ServiceModule {
   static forRoot(config: AppConfig, options: ServiceOptions): DynamicModule {
     const metrics = options.metrics ?? new RevokerMetrics();
     const sessionRedis = RedisModule.forRole({ role: 'sessions', ...options.sessionRedis });
-    const sessions: Provider[] = [
-      { provide: RevokerMetrics, useValue: metrics },
-      {
-        provide: SessionStore,
-        inject: [SESSION_REDIS],
-        useFactory: (redis: RedisClient | null) => sessionStoreFor(config, redis, options.sessionStore),
-      },
-    ];
-    const base = {
+    const queue: ModuleParts = options.queueRedis
+      ? queueParts(config, options.queueRedis, metrics)
+      : {
+          imports: [],
+          providers: [
+            {
+              provide: HEALTH_TARGETS,
+              inject: [SESSION_REDIS],
+              useFactory: (redis: RedisClient | null): HealthTargets => ({ sessions: redis, queues: [] }),
+            },
+          ],
+          exports: [],
+        };
+    return {
       global: true,
       module: ServiceModule,
-      controllers: [HealthController, MetricsController],
-    };
-    if (!options.queueRedis)
-      return {
-        ...base,
-        imports: [ConfigModule.forRoot(config), sessionRedis, TerminusModule.forRoot({ logger: false })],
-        providers: [
-          ...sessions,
-          {
-            provide: HEALTH_TARGETS,
-            inject: [SESSION_REDIS],
-            useFactory: (redis: RedisClient | null): HealthTargets => ({ sessions: redis, queues: [] }),
-          },
-        ],
-        exports: [RevokerMetrics, SessionStore, sessionRedis],
-      };
-    const queueRedis = RedisModule.forRole({ role: 'queue', ...options.queueRedis });
-    const queues = BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name })));
-    const keys = new QueueKeys(config.redis.queuePrefix);
-    return {
-      ...base,
       imports: [
         ConfigModule.forRoot(config),
-        queueRedis,
+        ...queue.imports,
         sessionRedis,
-        BullModule.forRootAsync({
-          imports: [queueRedis],
-          inject: [QUEUE_REDIS],
-          useFactory: (redis: RedisClient) => ({ connection: redis, prefix: config.redis.queuePrefix }),
-        }),
-        queues,
         TerminusModule.forRoot({ logger: false }),
       ],
+      controllers: [HealthController, MetricsController],
       providers: [
-        ...sessions,
-        { provide: QueueKeys, useValue: keys },
+        { provide: RevokerMetrics, useValue: metrics },
         {
-          provide: AuditLog,
-          inject: [QUEUE_REDIS],
-          useFactory: (redis: RedisClient) => new AuditLog(redis, keys.audit, config.auditMaxEntries),
+          provide: SessionStore,
+          inject: [SESSION_REDIS],
+          useFactory: (redis: RedisClient | null) => sessionStoreFor(config, redis, options.sessionStore),
         },
-        {
-          provide: HEALTH_TARGETS,
-          inject: [QUEUE_REDIS, SESSION_REDIS, ...ALL_QUEUES.map((q) => getQueueToken(q))],
-          useFactory: (queue: RedisClient, sessions: RedisClient | null, ...all: Queue[]) => {
-            const targets = { queue, sessions, keys, queues: all };
-            connectMetricSources(metrics, targets);
-            return targets;
-          },
-        },
-        queueErrorLogs(QUEUE_REDIS),
+        ...queue.providers,
       ],
-      exports: [RevokerMetrics, QueueKeys, AuditLog, SessionStore, queueRedis, sessionRedis, queues],
+      exports: [RevokerMetrics, SessionStore, sessionRedis, ...queue.exports],
     };
   }
+}
+
+/** What a part of the service module adds to it. */
+type ModuleParts = Required<Pick<DynamicModule, 'imports' | 'providers' | 'exports'>>;
+
+/** The queue Redis, BullMQ and its queues, our keys and the audit trail there, and readiness on them. */
+function queueParts(
+  config: AppConfig,
+  queueOptions: NonNullable<ServiceOptions['queueRedis']>,
+  metrics: RevokerMetrics,
+): ModuleParts {
+  const queueRedis = RedisModule.forRole({ role: 'queue', ...queueOptions });
+  const queues = BullModule.registerQueue(...ALL_QUEUES.map((name) => ({ name })));
+  const keys = new QueueKeys(config.redis.queuePrefix);
+  return {
+    imports: [
+      queueRedis,
+      BullModule.forRootAsync({
+        imports: [queueRedis],
+        inject: [QUEUE_REDIS],
+        useFactory: (redis: RedisClient) => ({ connection: redis, prefix: config.redis.queuePrefix }),
+      }),
+      queues,
+    ],
+    providers: [
+      { provide: QueueKeys, useValue: keys },
+      {
+        provide: AuditLog,
+        inject: [QUEUE_REDIS],
+        useFactory: (redis: RedisClient) => new AuditLog(redis, keys.audit, config.auditMaxEntries),
+      },
+      {
+        provide: HEALTH_TARGETS,
+        inject: [QUEUE_REDIS, SESSION_REDIS, ...ALL_QUEUES.map((q) => getQueueToken(q))],
+        useFactory: (queue: RedisClient, sessions: RedisClient | null, ...all: Queue[]) => {
+          const targets = { queue, sessions, keys, queues: all };
+          connectMetricSources(metrics, targets);
+          return targets;
+        },
+      },
+      queueErrorLogs(QUEUE_REDIS),
+    ],
+    exports: [QueueKeys, AuditLog, queueRedis, queues],
+  };
 }
 
 /** The session store the applications write to, or null for a process that can do without it. */

@@ -8,6 +8,7 @@ import { QUEUE_REDIS, type RedisClient, SESSION_REDIS } from '#redis';
 import {
   AuditLog,
   commandId,
+  inFlight,
   producerOptions,
   QueueKeys,
   REVOCATION_QUEUE,
@@ -118,8 +119,7 @@ export async function warmUpWorker(app: INestApplicationContext): Promise<WarmUp
         });
         const target = done + BATCH;
         // One command per enqueue, as a one-event delivery comes in, a few at a time.
-        for (let i = 0; i < BATCH; i += 16)
-          await Promise.all(batch.slice(i, i + 16).map((c) => producer.enqueue([c])));
+        await inFlight(BATCH, 16, (i) => producer.enqueue([batch[i]!]));
         const late = Date.now() + BATCH_TIMEOUT_MS;
         while (done < target && !failure && Date.now() < late)
           await new Promise<void>((resolve) => {

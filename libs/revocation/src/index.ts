@@ -21,5 +21,5 @@ export { QueueKeys } from './queue-keys.js';
 export { Quarantine } from './quarantine.js';
 export type { QuarantineBounds, QuarantineEntry, StoredQuarantineEntry } from './quarantine.js';
 export { producerOptions, revocationJobOptions } from './job-options.js';
-export { describeWarmUp, untilWarm } from './warm-up.js';
+export { describeWarmUp, inFlight, untilWarm } from './warm-up.js';
 export type { WarmUpOptions, WarmUpReport } from './warm-up.js';

@@ -71,6 +71,16 @@ export async function untilWarm(
   return report('max-batches');
 }
 
+/** Runs `fn(0..n-1)` with at most `width` calls in flight: the warm-ups' load, as callers send it. */
+export async function inFlight(n: number, width: number, fn: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, n) }, async () => {
+      while (next < n) await fn(next++);
+    }),
+  );
+}
+
 /** One line for the log: what ran, how long, and what one item cost first and last. */
 export function describeWarmUp(what: string, r: WarmUpReport): string {
   const first = r.costs[0];

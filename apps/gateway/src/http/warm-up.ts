@@ -11,6 +11,7 @@ import { QUEUE_REDIS, type RedisClient } from '#redis';
 import {
   commandId,
   describeWarmUp,
+  inFlight,
   producerOptions,
   QueueKeys,
   REVOCATION_QUEUE,
@@ -116,14 +117,6 @@ export async function warmUpGateway(
   queue.on('error', () => undefined);
   const producer = new RevocationProducer(queue, redis, producerOptions(config));
   const marks: string[] = [];
-  const inFlight = async (n: number, fn: (i: number) => Promise<void>) => {
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: WARM_UP_IN_FLIGHT }, async () => {
-        while (next < n) await fn(next++);
-      }),
-    );
-  };
   try {
     return await untilWarm(
       async (b) => {
@@ -136,7 +129,7 @@ export async function warmUpGateway(
         const pipeline = redis.pipeline();
         for (const id of ids) pipeline.set(keys.dedup(id), '1', 'PX', 60_000);
         for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err;
-        await inFlight(deliveries.length, async (i) => {
+        await inFlight(deliveries.length, WARM_UP_IN_FLIGHT, async (i) => {
           const status = await post(bodyOf(deliveries[i]!)!);
           if (status !== 200) throw new Error(`a warm-up delivery was answered ${status}`);
         });
@@ -146,7 +139,7 @@ export async function warmUpGateway(
           receivedAt: Date.now(),
         }).commands;
         marks.push(...commands.map((c) => c.id));
-        await inFlight(commands.length - 10, (i) => producer.enqueue([commands[i]!]).then(() => undefined));
+        await inFlight(commands.length - 10, WARM_UP_IN_FLIGHT, (i) => producer.enqueue([commands[i]!]));
         await producer.enqueue(commands.slice(-10));
       },
       { batchSize: WARM_UP_BATCH },

@@ -24,7 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { SessionStore } from '#session-store';
 import { pool } from './load.js';
-import { type Answer, RawHttp } from './raw-http.js';
+import { openLoop, type OpenLoopRun, RawHttp } from './raw-http.js';
 import {
   type Child,
   cpuSeconds,
@@ -37,7 +37,7 @@ import {
   startRedis,
   waitFor,
 } from './procs.js';
-import { int, median, ms, percentile, printMarkdown, printTable, Samples } from './stats.js';
+import { int, median, ms, printMarkdown, printTable } from './stats.js';
 
 const QUICK = process.env['BENCH_QUICK'] === '1';
 const envNumber = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -242,18 +242,9 @@ interface Target {
   cpu: Record<string, () => number[]>;
 }
 
-interface HttpRun {
+interface HttpRun extends OpenLoopRun {
   target: string;
   rate: number;
-  requests: number;
-  failed: number;
-  /** Answers per second, from the first request due to the last answer. */
-  achieved: number;
-  p50: number;
-  p99: number;
-  max: number;
-  /** p99 of how late the generator sent a request after it was due (ms). */
-  sendLagP99: number;
   /** CPU per request (µs) of each role of the target, of the redis-server, of the generator. */
   cpuUs: Record<string, number>;
   serverUs: number;
@@ -270,49 +261,14 @@ const cpuOf = (pids: number[]) => pids.reduce((s, pid) => s + cpuSeconds(pid), 0
 /** Open loop: request i is due at start + i / rate whatever became of the earlier ones. */
 async function offer(target: Target, redisPid: number, rate: number, seconds: number): Promise<HttpRun> {
   const client = await RawHttp.open(target.port, CONNECTIONS);
-  const total = Math.round(rate * seconds);
-  const interval = 1000 / rate;
-  const latencies = new Samples();
-  const lag = new Samples();
-  let failed = 0;
-  let answered = 0;
   const roles = Object.entries(target.cpu);
   const before = roles.map(([, pids]) => cpuOf(pids()));
   const redis0 = cpuSeconds(redisPid);
   const machine0 = machineBusySeconds();
   const cpu0 = process.cpuUsage();
-  const start = performance.now() + 2;
-  let sent = 0;
-  let lastAnswer = start;
-  await new Promise<void>((resolve) => {
-    const onAnswer = (due: number) => (a: Answer) => {
-      lastAnswer = performance.now();
-      latencies.push(lastAnswer - due);
-      if (a.status !== 200) failed++;
-      if (++answered === total) resolve();
-    };
-    const timer = setInterval(() => {
-      const now = performance.now();
-      while (sent < total && start + sent * interval <= now) {
-        const due = start + sent * interval;
-        lag.push(now - due);
-        void client.send(target.requests[sent++ % target.requests.length]!).then(onAnswer(due));
-      }
-      if (sent === total) clearInterval(timer);
-    }, 1);
-    // Never hang on a lost answer: what is unanswered 30 s after the last request was due failed.
-    const deadline = setTimeout(
-      () => {
-        clearInterval(timer);
-        failed += total - answered;
-        answered = total;
-        resolve();
-      },
-      seconds * 1000 + 30_000,
-    );
-    deadline.unref();
-  });
+  const run = await openLoop(client, target.requests, rate, seconds);
   const cpu = process.cpuUsage(cpu0);
+  const total = run.requests;
   const cpuUs: Record<string, number> = {};
   roles.forEach(([role, pids], i) => (cpuUs[role] = ((cpuOf(pids()) - before[i]!) * 1e6) / total));
   const redisUs = ((cpuSeconds(redisPid) - redis0) * 1e6) / total;
@@ -320,17 +276,10 @@ async function offer(target: Target, redisPid: number, rate: number, seconds: nu
   const serverUs = Object.values(cpuUs).reduce((a, b) => a + b, 0);
   const machineUs = ((machineBusySeconds() - machine0) * 1e6) / total;
   client.close();
-  const sorted = latencies.sorted();
   return {
     target: target.name,
     rate,
-    requests: total,
-    failed,
-    achieved: total / ((lastAnswer - start) / 1000),
-    p50: percentile(sorted, 0.5),
-    p99: percentile(sorted, 0.99),
-    max: sorted.at(-1) ?? NaN,
-    sendLagP99: percentile(lag.sorted(), 0.99),
+    ...run,
     cpuUs,
     serverUs,
     redisUs,

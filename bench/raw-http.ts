@@ -2,6 +2,7 @@
 // baseline's own p99 stays low (a generator that saturates measures itself).
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { percentile, Samples } from './stats.js';
 
 export interface Answer {
   status: number;
@@ -121,4 +122,82 @@ export class RawHttp {
     this.current.set(socket, { done, written: performance.now() });
     socket.write(request);
   }
+}
+
+/** What an open-loop run saw: answers/s, latency from when each request was due, and the send lag. */
+export interface OpenLoopRun {
+  requests: number;
+  failed: number;
+  /** Answers per second, from the first request due to the last answer. */
+  achieved: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** p99 of the time from a request's write to its answer (the server's part of the latency). */
+  serviceP99: number;
+  /** p99 of how late the generator sent a request after it was due (its own saturation). */
+  sendLagP99: number;
+}
+
+/**
+ * Open loop: request i (of `requests`, cycled) is due at start + i / rate whatever became of the
+ * earlier ones, on `client`'s kept-alive sockets. An answer `ok` refuses, or none within 30 s of the
+ * last request being due, counts as failed.
+ */
+export async function openLoop(
+  client: RawHttp,
+  requests: Buffer[],
+  rate: number,
+  seconds: number,
+  ok: (answer: Answer) => boolean = (a) => a.status === 200,
+): Promise<OpenLoopRun> {
+  const total = Math.round(rate * seconds);
+  const interval = 1000 / rate;
+  const latencies = new Samples();
+  const service = new Samples();
+  const lag = new Samples();
+  let failed = 0;
+  let answered = 0;
+  const start = performance.now() + 2;
+  let sent = 0;
+  let lastAnswer = start;
+  await new Promise<void>((resolve) => {
+    const onAnswer = (due: number) => (a: Answer) => {
+      lastAnswer = performance.now();
+      latencies.push(lastAnswer - due);
+      service.push(lastAnswer - a.written);
+      if (!ok(a)) failed++;
+      if (++answered === total) resolve();
+    };
+    const timer = setInterval(() => {
+      const now = performance.now();
+      while (sent < total && start + sent * interval <= now) {
+        const due = start + sent * interval;
+        lag.push(now - due);
+        void client.send(requests[sent++ % requests.length]!).then(onAnswer(due));
+      }
+      if (sent === total) clearInterval(timer);
+    }, 1);
+    // Never hang on a lost answer: what is unanswered 30 s after the last request was due failed.
+    setTimeout(
+      () => {
+        clearInterval(timer);
+        failed += total - answered;
+        answered = total;
+        resolve();
+      },
+      seconds * 1000 + 30_000,
+    ).unref();
+  });
+  const sorted = latencies.sorted();
+  return {
+    requests: total,
+    failed,
+    achieved: total / ((lastAnswer - start) / 1000),
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    max: sorted.at(-1) ?? NaN,
+    serviceP99: percentile(service.sorted(), 0.99),
+    sendLagP99: percentile(lag.sorted(), 0.99),
+  };
 }

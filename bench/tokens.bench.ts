@@ -33,7 +33,7 @@ import { ASYMMETRIC_ALGORITHMS, type TokenIssuerConfig, TokenVerifier } from '#t
 import { coreOf } from '../libs/session-store/src/session-store.js';
 import { JWT_RESOURCE, startTestIdp } from '../test/support/oidc-provider.js';
 import { pool, timeMs } from './load.js';
-import { RawHttp } from './raw-http.js';
+import { openLoop, type OpenLoopRun, RawHttp } from './raw-http.js';
 import { type Child, cpuSeconds, httpOk, root, sparePort, spawnChild, startRedis, waitFor } from './procs.js';
 import { int, median, ms, percentile, printMarkdown, printTable, Samples } from './stats.js';
 
@@ -648,20 +648,9 @@ function runFloorServer(): void {
   });
 }
 
-interface HttpRun {
+interface HttpRun extends OpenLoopRun {
   server: 'floor' | 'gateway';
   rate: number;
-  requests: number;
-  failed: number;
-  /** Answers per second, from the first request due to the last answer. */
-  achieved: number;
-  p50: number;
-  p99: number;
-  max: number;
-  /** p99 of how late the generator sent a request after it was due (ms). */
-  sendLagP99: number;
-  /** p99 from when the request was written to its socket (without the generator's lag and queue). */
-  serviceP99: number;
   redisCommands: number;
   /** CPU per request (µs): this process (the generator), the server process, the redis-server. */
   generatorUs: number;
@@ -671,7 +660,7 @@ interface HttpRun {
 
 const sustained = (r: HttpRun) => r.failed === 0 && r.achieved >= r.rate * 0.97 && r.p99 < 100;
 
-/** Open loop: request i is due at start + i / rate whatever became of the earlier ones. */
+/** One side at `rate` for `seconds` (open loop), with its server's, Redis's and the generator's CPU. */
 async function offer(
   target: { name: 'floor' | 'gateway'; child: Child },
   monitor: Redis,
@@ -680,60 +669,21 @@ async function offer(
   requests: Buffer[],
 ): Promise<HttpRun> {
   const client = await RawHttp.open(target.child.port, HTTP_CONNECTIONS, { active: true });
-  const total = Math.round(rate * seconds);
-  const interval = 1000 / rate;
-  const latencies = new Samples();
-  const service = new Samples();
-  const lag = new Samples();
-  let failed = 0;
-  const inFlight: Promise<void>[] = [];
   const redis0 = await redisReading(monitor);
   const server0 = cpuSeconds(target.child.pid);
   const cpu0 = process.cpuUsage();
-  const start = performance.now() + 2;
-  let sent = 0;
-  let lastAnswer = start;
-  await new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      const now = performance.now();
-      while (sent < total && start + sent * interval <= now) {
-        const due = start + sent * interval;
-        lag.push(now - due);
-        inFlight.push(
-          client.send(requests[sent++ % requests.length]!).then((a) => {
-            lastAnswer = performance.now();
-            latencies.push(lastAnswer - due);
-            service.push(lastAnswer - a.written);
-            if (a.status !== 200 || !a.active) failed++;
-          }),
-        );
-      }
-      if (sent === total) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 1);
-  });
-  await Promise.all(inFlight);
+  const run = await openLoop(client, requests, rate, seconds, (a) => a.status === 200 && a.active === true);
   const cpu = process.cpuUsage(cpu0);
   const serverSeconds = cpuSeconds(target.child.pid) - server0;
   const redis1 = await redisReading(monitor);
   client.close();
-  const sorted = latencies.sorted();
   return {
     server: target.name,
     rate,
-    requests: total,
-    failed,
-    achieved: total / ((lastAnswer - start) / 1000),
-    p50: percentile(sorted, 0.5),
-    p99: percentile(sorted, 0.99),
-    max: sorted.at(-1) ?? NaN,
-    sendLagP99: percentile(lag.sorted(), 0.99),
-    serviceP99: percentile(service.sorted(), 0.99),
-    generatorUs: (cpu.user + cpu.system) / total,
-    serverUs: (serverSeconds * 1e6) / total,
-    ...perOp(redis0, redis1, total),
+    ...run,
+    generatorUs: (cpu.user + cpu.system) / run.requests,
+    serverUs: (serverSeconds * 1e6) / run.requests,
+    ...perOp(redis0, redis1, run.requests),
   };
 }
 

@@ -3,8 +3,23 @@ import { createHmac, hash } from 'node:crypto';
 /** Base64url of the first 16 bytes of a digest: 22 characters, 128 bits. */
 const short = (digest: Buffer): string => digest.subarray(0, 16).toString('base64url');
 
-/** The non-secret id of a secret value (session id, token): Redis only ever sees this. */
-export const secretHash = (secret: string): string => short(hash('sha256', secret, 'buffer'));
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+/**
+ * For each base64url character of a whole digest's encoding, the 22nd character of `short`'s: the
+ * 22nd character holds the 16th byte's low 2 bits and, in the whole encoding, the 17th byte's high 4
+ * bits as well; `short` encodes zeros there.
+ */
+const LAST_OF_SHORT = new Map([...BASE64URL].map((c, i) => [c, BASE64URL[i & 0b110000]!]));
+
+/**
+ * The non-secret id of a secret value (session id, token): Redis only ever sees this. It is `short` of
+ * the value's SHA-256, taken from the digest's base64url text: asking `hash` for a Buffer and encoding
+ * 16 bytes of it cost 2.4 µs a call, this 0.7 µs, on every read of a session or a cached token.
+ */
+export const secretHash = (secret: string): string => {
+  const text = hash('sha256', secret, 'base64url');
+  return text.slice(0, 21) + LAST_OF_SHORT.get(text[21]!)!;
+};
 
 /**
  * How many buckets (slots) the remembered failures are spread over, each holding its share of the
@@ -12,7 +27,6 @@ export const secretHash = (secret: string): string => short(hash('sha256', secre
  * 16 hash tags `tf.0`..`tf.15` fall on every node of a small cluster (5/6/5 on three masters).
  */
 export const TOKEN_FAILURE_BUCKETS = 16;
-const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 /** User tags computed lately, per key space: an HMAC costs microseconds on every hot-path read. */
 const TAGS_KEPT = 10_000;

@@ -181,20 +181,33 @@ export class SessionStore {
     return { sessionId, handle, issuedAt: Number(iat), expiresAt: Number(exp) };
   }
 
-  /** The session, or null when it is missing, expired, destroyed or revoked. One round trip. */
-  async getSession(sessionId: string): Promise<Session | null> {
-    const { tag } = parseSessionId(sessionId);
-    const handle = secretHash(sessionId);
-    const json = (await this.#core.scripts.getSession(
-      this.keys.session(tag, handle),
-      this.keys.notBefore(tag),
-      this.keys.idpNotBefore(tag),
-    )) as string | null;
-    if (!json) return null;
-    const [userId, issuedAt, expiresAt, idp, groups, claims] = JSON.parse(json) as SessionRow;
-    const session: Session = { userId, handle, issuedAt, expiresAt, groups, claims };
-    if (idp) session.idpSessionId = idp;
-    return session;
+  /**
+   * The session, or null when it is missing, expired, destroyed or revoked. One round trip.
+   * Every application request takes this path, so it is written as a promise chain rather than an
+   * async function (one promise and one turn fewer: about 1 µs of a read's 13-16 µs of client CPU);
+   * a malformed id still rejects rather than throws.
+   */
+  getSession(sessionId: string): Promise<Session | null> {
+    let handle: string;
+    let read: Promise<unknown>;
+    try {
+      const { tag } = parseSessionId(sessionId);
+      handle = secretHash(sessionId);
+      read = this.#core.scripts.getSession(
+        this.keys.session(tag, handle),
+        this.keys.notBefore(tag),
+        this.keys.idpNotBefore(tag),
+      );
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return read.then((json) => {
+      if (!json) return null;
+      const [userId, issuedAt, expiresAt, idp, groups, claims] = JSON.parse(json as string) as SessionRow;
+      const session: Session = { userId, handle, issuedAt, expiresAt, groups, claims };
+      if (idp) session.idpSessionId = idp;
+      return session;
+    });
   }
 
   /**

@@ -139,17 +139,26 @@ export class TokenCache {
    * one costs a round trip, never the entry; a forged one cannot reach another token's entry (the
    * record's key is the token's own hash).
    */
-  async read(ref: TokenRef, hint: { userId?: string } = {}): Promise<TokenLookup> {
-    let guess = this.tags.get(ref.hash);
-    if (guess === undefined && hint.userId !== undefined && hint.userId.length > 0)
-      guess = this.tagOf(hint.userId);
-    if (guess !== undefined) {
-      const found = await this.readAt(guess, ref);
-      if (found) return found;
+  read(ref: TokenRef, hint: { userId?: string } = {}): Promise<TokenLookup> {
+    // A hit is the hot path of every verification: a promise chain, not nested async functions (each
+    // level a promise and a turn more, about 1 µs of client CPU a hit).
+    let guess: string | undefined;
+    try {
+      guess = this.tags.get(ref.hash);
+      if (guess === undefined && hint.userId !== undefined && hint.userId.length > 0)
+        guess = this.tagOf(hint.userId);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    // Where the write said the record is, and whether the token is remembered as failed: one round trip.
-    // The hint can be wrong with the entry there: an introspected JWT whose own claim names another
-    // user than the issuer's answer, or a process whose memory predates another write of the token.
+    if (guess === undefined) return this.readElsewhere(ref, undefined);
+    const tag = guess;
+    return this.readAt(tag, ref).then((found) => found ?? this.readElsewhere(ref, tag));
+  }
+
+  /** Where the write said the record is (unless that is `guess`, read already), and whether it failed. */
+  private async readElsewhere(ref: TokenRef, guess: string | undefined): Promise<TokenLookup> {
+    // One round trip. The hint can be wrong with the entry there: an introspected JWT whose own claim
+    // names another user than the issuer's answer, or a process whose memory predates another write.
     const [pointer, failed] = await Promise.all([
       this.core.redis.get(this.core.keys.tokenPointer(ref.hash)),
       this.core.redis.get(this.core.keys.tokenFailure(ref.hash)),
@@ -224,23 +233,23 @@ export class TokenCache {
     await this.core.scripts.releaseFlight(this.core.keys.tokenFlight(ref.hash), owner);
   }
 
-  private async readAt(tag: string, ref: TokenRef): Promise<TokenLookup | null> {
+  private readAt(tag: string, ref: TokenRef): Promise<TokenLookup | null> {
     const { keys, scripts } = this.core;
-    const json = (await scripts.getToken(
-      keys.token(tag, ref.hash),
-      keys.notBefore(tag),
-      keys.idpNotBefore(tag),
-    )) as string | 0 | null;
-    if (json === null) return null;
-    this.remember(ref.hash, tag);
-    if (json === 0) return { state: 'revoked' };
-    const [userId, issuedAt, expiresAt, claims] = JSON.parse(json) as [
-      string,
-      number,
-      number,
-      Record<string, unknown>,
-    ];
-    return { state: 'hit', token: { userId, issuedAt, expiresAt, claims } };
+    return scripts
+      .getToken(keys.token(tag, ref.hash), keys.notBefore(tag), keys.idpNotBefore(tag))
+      .then((reply) => {
+        const json = reply as string | 0 | null;
+        if (json === null) return null;
+        this.remember(ref.hash, tag);
+        if (json === 0) return { state: 'revoked' };
+        const [userId, issuedAt, expiresAt, claims] = JSON.parse(json) as [
+          string,
+          number,
+          number,
+          Record<string, unknown>,
+        ];
+        return { state: 'hit', token: { userId, issuedAt, expiresAt, claims } };
+      });
   }
 
   /** Where the token's record was found: a memory proved stale by the pointer is replaced. */

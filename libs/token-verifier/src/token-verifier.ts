@@ -75,6 +75,9 @@ interface JwtShape {
   [claim: string]: unknown;
 }
 
+/** A JWT's unverified payload and its issuer, nothing for an opaque token, or a JWT of no issuer here. */
+type Shape = { jwt?: JwtShape; issuer?: Issuer } | 'unknown_issuer';
+
 /**
  * Verifies access tokens (JWTs with jose against the issuer's keys, opaque ones by RFC 7662
  * introspection) and caches the result in the session Redis, indexed under the user and IdP session
@@ -118,43 +121,60 @@ export class TokenVerifier {
   }
 
   /** Whether the token is active now, and for whom. Never throws for a bad token; see TokenVerifierUnavailableError. */
-  async verify(token: unknown): Promise<VerifyResult> {
+  verify(token: unknown): Promise<VerifyResult> {
+    // A hit is every verification's hot path: written as one promise chain (no await between the
+    // checks and the read, no async layer around it), which saves about 1 µs of client CPU a hit.
     if (
       typeof token !== 'string' ||
       token.length === 0 ||
       token.length > MAX_TOKEN_CHARS ||
       !TOKEN_CHARS.test(token)
     )
-      return this.inactive('none', 'malformed');
-    const ref = tokenRef(token);
-    // A token this process has read before needs neither its shape nor a hint to be found.
-    let shape = this.cache.remembers(ref) ? undefined : this.shapeOf(token);
-    if (shape === 'unknown_issuer') return this.inactive('none', 'unknown_issuer');
-    const hint = shape?.jwt?.[shape.issuer!.userClaim];
-
-    let found: TokenLookup;
+      return Promise.resolve(this.inactive('none', 'malformed'));
+    let ref: TokenRef;
+    let shape: Shape | undefined;
+    let read: Promise<TokenLookup>;
     try {
-      found = await this.cache.read(ref, typeof hint === 'string' ? { userId: hint } : {});
+      ref = tokenRef(token);
+      // A token this process has read before needs neither its shape nor a hint to be found.
+      shape = this.cache.remembers(ref) ? undefined : this.shapeOf(token);
+      if (shape === 'unknown_issuer') return Promise.resolve(this.inactive('none', 'unknown_issuer'));
+      const hint = shape?.jwt?.[shape.issuer!.userClaim];
+      read = this.cache.read(ref, typeof hint === 'string' ? { userId: hint } : {});
     } catch (err) {
-      shape ??= this.shapeOf(token);
-      return this.redisDown(err, token, shape === 'unknown_issuer' ? undefined : shape.issuer);
+      return Promise.reject(err);
     }
-    if (found.state === 'hit') {
-      this.metrics.cacheLookup?.('hit');
-      this.metrics.verification?.('cache', 'active');
-      return {
-        active: true,
-        userId: found.token.userId,
-        claims: found.token.claims as TokenClaims,
-        expiresAt: found.token.expiresAt,
-        source: 'cache',
-        revocationChecked: true,
-      };
-    }
+    return read.then(
+      (found): VerifyResult | Promise<VerifyResult> => {
+        if (found.state !== 'hit') return this.afterMiss(token, ref, shape, found);
+        this.metrics.cacheLookup?.('hit');
+        this.metrics.verification?.('cache', 'active');
+        return {
+          active: true,
+          userId: found.token.userId,
+          claims: found.token.claims as TokenClaims,
+          expiresAt: found.token.expiresAt,
+          source: 'cache',
+          revocationChecked: true,
+        };
+      },
+      (err: unknown) => {
+        const known = shape ?? this.shapeOf(token);
+        return this.redisDown(err, token, known === 'unknown_issuer' ? undefined : known.issuer);
+      },
+    );
+  }
+
+  /** A token the cache did not answer for: remembered as revoked or failed, or verified (once, for all). */
+  private afterMiss(
+    token: string,
+    ref: TokenRef,
+    shape: Shape | undefined,
+    found: Exclude<TokenLookup, { state: 'hit' }>,
+  ): VerifyResult | Promise<VerifyResult> {
     this.metrics.cacheLookup?.('miss');
     if (found.state === 'revoked') return this.inactive('cache', 'revoked');
     if (found.failed) return this.inactive('cache', found.failed as InactiveReason);
-
     shape ??= this.shapeOf(token);
     if (shape === 'unknown_issuer') return this.inactive('none', 'unknown_issuer');
     const joined = this.inFlight.get(ref.hash);
@@ -170,7 +190,7 @@ export class TokenVerifier {
   }
 
   /** A JWT's unverified payload and its issuer, or nothing for an opaque token; unknown_issuer for a JWT of none. */
-  private shapeOf(token: string): { jwt?: JwtShape; issuer?: Issuer } | 'unknown_issuer' {
+  private shapeOf(token: string): Shape {
     const jwt = jwtPayload(token);
     if (!jwt) return {};
     const issuer = typeof jwt.iss === 'string' ? this.byIssuer.get(jwt.iss) : undefined;

@@ -60,10 +60,12 @@ describe('untilWarm', () => {
 
   it('ends once the deadline passed, however the costs go', async () => {
     const { cpuMicros, burn } = fakeCpu();
-    const r = await untilWarm(
-      async () => burn(3_000),
-      { batchSize: 1, deadlineMs: 0, minBatches: 10, cpuMicros },
-    );
+    const r = await untilWarm(async () => burn(3_000), {
+      batchSize: 1,
+      deadlineMs: 0,
+      minBatches: 10,
+      cpuMicros,
+    });
     expect(r.stopped).toBe('deadline');
     expect(r.batches).toBe(1);
   });

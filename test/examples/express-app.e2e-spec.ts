@@ -1,16 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import request from 'supertest';
-import { commandId } from '#revocation';
+import { commandId, REVOCATION_PRIORITY_QUEUE } from '#revocation';
+import { SessionStore } from '#session-store';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { Queue } from 'bullmq';
 import { createApp, safeReturnPath } from '../../examples/express-app/src/app.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
+import { createSigner, type TestSigner } from '../support/jwt.js';
+import { issuerEnv, logoutClaims, signLogoutToken } from '../support/jwt-issuers.js';
 import { accountClaims, startTestIdp, type TestIdp } from '../support/oidc-provider.js';
 import { waitForQueuesIdle } from '../support/queues.js';
-import { deletePrefix, REDIS_URL, uniquePrefix, waitFor } from '../support/redis.js';
+import { deletePrefix, freePorts, REDIS_URL, uniquePrefix, waitFor } from '../support/redis.js';
 import { startWorker, type TestWorker } from '../support/worker.js';
 
 const SECRET = 'example-app-webhook-secret';
@@ -64,25 +69,38 @@ describe('examples/express-app beside the service, signing in at an OpenID Provi
   let server: Server;
   let origin: string;
   let endSessionEndpoint: string;
+  /** Signs the back-channel logout tokens the gateway trusts as the OP's (for this client). */
+  let bcl: TestSigner;
 
   beforeAll(async () => {
     // The app's origin first (the OP must know its redirect_uri), then the OP, then the app on it.
     server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const [gatewayPort] = await freePorts(1);
     idp = await startTestIdp({
       relyingParty: {
         clientId: CLIENT.id,
         clientSecret: CLIENT.secret,
         redirectUri: `${origin}/callback`,
         postLogoutRedirectUri: `${origin}/`,
+        // Registered for back-channel logout, the OP puts the IdP session (`sid`) in its ID tokens.
+        backchannelLogoutUri: `http://127.0.0.1:${gatewayPort}/webhooks/oidc/backchannel-logout`,
       },
     });
     const metadata = (await (await fetch(`${idp.issuer}/.well-known/openid-configuration`)).json()) as {
       end_session_endpoint: string;
     };
     endSessionEndpoint = metadata.end_session_endpoint;
+    // The gateway takes logout tokens of this OP for this client: signed with the OP's keys (its own
+    // back-channel logouts) or with the test's (a logout token the test writes itself).
+    bcl = await createSigner('example-bcl');
+    const opKeys = (await (await fetch(idp.jwksUri)).json()) as { keys: unknown[] };
+    Object.assign(env, issuerEnv('OIDC_BCL', bcl, idp.issuer, CLIENT.id), {
+      OIDC_BCL_JWKS: JSON.stringify({ keys: [...bcl.jwks.keys, ...opKeys.keys] }),
+    });
     gw = await startGateway(env);
+    await gw.app.listen(gatewayPort!, '127.0.0.1');
     worker = await startWorker(env);
     redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
     const app = createApp({
@@ -399,6 +417,57 @@ describe('examples/express-app beside the service, signing in at an OpenID Provi
     expect(cookieOf(login)).toBeUndefined();
     // Logging out still ends the local session when the OP cannot be reached.
     expect((await request(down).post('/logout').set('Accept', 'text/html')).headers['location']).toBe('/');
+  });
+
+  it('a back-channel logout of one IdP session (sid only) ends that browser; bob’s other one and alice stay', async () => {
+    const [bob1, bob2, alice] = [browser(), browser(), browser()];
+    const logins = [];
+    for (const [agent, sub] of [
+      [bob1, BOB],
+      [bob2, BOB],
+      [alice, ALICE],
+    ] as const) {
+      const { res } = await signIn(agent, sub);
+      expect(res.status).toBe(302);
+      logins.push(res);
+    }
+    // The IdP session each login was born of, as the app kept it (the ID token's sid), read from the
+    // session's record: named by the hash of express-session's id (the signed cookie's middle part).
+    const { keys } = new SessionStore({ redis, prefix: sessionPrefix, tagSecret: env.SESSION_TAG_SECRET });
+    const record = (res: request.Response) => {
+      const value = decodeURIComponent(cookieOf(res)!.slice('example.sid='.length));
+      const id = value.slice(2, value.lastIndexOf('.'));
+      return keys.expressSession(
+        createHash('sha256').update(id).digest().subarray(0, 16).toString('base64url'),
+      );
+    };
+    const idpSessions = await Promise.all(
+      logins.map(async (res) => {
+        const data = JSON.parse((await redis.hget(record(res), 'data'))!) as { idpSessionId?: string };
+        return data.idpSessionId!;
+      }),
+    );
+    expect(idpSessions[0]).toEqual(expect.any(String));
+    expect(new Set(idpSessions).size).toBe(3);
+
+    // The logout token names the IdP session only: the store finds bob through that session's index.
+    const token = await signLogoutToken(
+      bcl,
+      logoutClaims({ sub: undefined, sid: idpSessions[0] }, idp.issuer, CLIENT.id),
+    );
+    const delivered = await request(gw.app.getHttpServer())
+      .post('/webhooks/oidc/backchannel-logout')
+      .type('form')
+      .send({ logout_token: token });
+    expect(delivered.status).toBe(200);
+    const urgent = gw.app.get<Queue>(getQueueToken(REVOCATION_PRIORITY_QUEUE), { strict: false });
+    await waitForQueuesIdle([gw.queue, urgent]);
+
+    const after = await bob1.get('/protected');
+    expect(after.status).toBe(401);
+    expect(await redis.exists(record(logins[0]!))).toBe(0);
+    expect((await bob2.get('/protected')).body.user).toEqual(userOf(BOB));
+    expect((await alice.get('/protected')).body.user).toEqual(userOf(ALICE));
   });
 
   it('logs bob out when PingOne reports a MEMBER_OF_GROUP.CREATED event for him; alice stays', async () => {

@@ -27,6 +27,12 @@ declare module 'express-session' {
     email?: string;
     preferredUsername?: string;
     /**
+     * The IdP session the login was born of (the ID token's `sid`): the session store indexes the
+     * session under it too (`idpSessionField`), so a back-channel logout of that IdP session ends this
+     * session and leaves the user's others.
+     */
+    idpSessionId?: string;
+    /**
      * The ID token, kept only for RP-initiated logout's `id_token_hint` (when the OP has an
      * end_session_endpoint). A credential: it lives in the session's record in Redis, never in a key.
      */
@@ -209,7 +215,7 @@ export function createApp({
   app.disable('x-powered-by');
   app.use(
     session({
-      store: new ExpressSessionStore({ store, userField: 'userId' }),
+      store: new ExpressSessionStore({ store, userField: 'userId', idpSessionField: 'idpSessionId' }),
       secret: cookieSecret,
       resave: false,
       saveUninitialized: false,
@@ -318,8 +324,9 @@ export function createApp({
     if (name) req.session.name = name;
     if (email) req.session.email = email;
     if (preferredUsername) req.session.preferredUsername = preferredUsername;
-    // `sid` (the IdP session) is not kept: ExpressSessionStore indexes sessions by user only, so
-    // the service's revocation by IdP session would not reach it. Revocation by user (sub) does.
+    // The IdP session (`sid`), when the OP names one: a back-channel logout of it ends this session.
+    const sid = stringClaim(claims, 'sid');
+    if (sid) req.session.idpSessionId = sid;
     if (tokens.id_token && cfg.serverMetadata().end_session_endpoint) req.session.idToken = tokens.id_token;
     await call((cb) => req.session.save(cb));
     res.setHeader('Cache-Control', 'no-store');

@@ -79,9 +79,12 @@ function makeApp(
     }),
   );
   app.post('/login', (req, res) => {
-    const userId = (req.body as { userId?: string } | undefined)?.userId ?? req.query['userId'];
+    const body = req.body as { userId?: string; idp?: string } | undefined;
+    const userId = body?.userId ?? req.query['userId'];
     if (typeof userId !== 'string' || !userId) return void res.status(400).end();
     slot.put(req.session as unknown as Fields, userId);
+    // The IdP session the login came from (an ID token's `sid`), where the store looks by default.
+    if (body?.idp) (req.session as unknown as Fields)['idpSessionId'] = body.idp;
     res.status(204).end();
   });
   app.get('/me', (req, res) => {
@@ -348,6 +351,72 @@ function revocation(name: string, connect: Parameters<typeof environment>[1]) {
       await env.pastStamp(result.notBefore);
       const again = await login(a, alice);
       expect(again).not.toBe(aliceSid);
+      await a.get('/me').expect(200, { userId: alice });
+    });
+
+    it('revokeIdpSession (a back-channel logout by sid alone) ends the sessions of that IdP session only', async () => {
+      const app = makeApp(env.adapter());
+      const alice = user('alice');
+      const [idpA, idpB] = [`idp-a-${users}`, `idp-b-${users}`];
+      const a1 = request.agent(app);
+      const a2 = request.agent(app);
+      const sid1 = sidOf(await a1.post('/login').send({ userId: alice, idp: idpA }).expect(204));
+      await a2.post('/login').send({ userId: alice, idp: idpB }).expect(204);
+      await a1.get('/me').expect(200, { userId: alice });
+      const record = env.store.keys.expressSession(secretHash(sid1));
+      // Keys and index members name the IdP session by its hash; its id is only in the session's own
+      // data, which is what the application put there.
+      expect(await env.redis.hget(record, 'ih')).toBe(secretHash(idpA));
+      const names: string[] = [];
+      for await (const { keys } of mine(env.redis, env.prefix)) names.push(...keys);
+      expect(names.filter((k) => k.includes(idpA))).toEqual([]);
+      expect(await env.redis.zrange(env.store.keys.idpIndex(secretHash(idpA)), '0', '-1')).toEqual([
+        env.store.keys.idpExpressMember(env.store.keys.userTag(alice), secretHash(sid1)),
+      ]);
+
+      // No user id: the IdP session's own index leads to the user.
+      const result = await env.store.revokeIdpSession(idpA);
+      expect(result.revoked).toBe(1);
+      await a1.get('/me').expect(401);
+      expect(await env.redis.exists(record)).toBe(0);
+      expect(await env.indexed(alice)).toHaveLength(1);
+      await a2.get('/me').expect(200, { userId: alice });
+    });
+
+    it('refuses a session of a logged-out IdP session that the clean-up missed', async () => {
+      const adapter = env.adapter();
+      const app = makeApp(adapter);
+      const alice = user('alice');
+      const idp = `idp-missed-${users}`;
+      const a = request.agent(app);
+      const sid = sidOf(await a.post('/login').send({ userId: alice, idp }).expect(204));
+      // Lose the IdP session's index, so only the user's own stamp (the logout token named her) is left.
+      await env.redis.del(env.store.keys.idpIndex(secretHash(idp)));
+      expect((await env.store.revokeIdpSession(idp, { userId: alice })).revoked).toBe(0);
+      expect(await env.redis.exists(env.store.keys.expressSession(secretHash(sid)))).toBe(1);
+      await a.get('/me').expect(401);
+      expect(await call<SessionData | null>((cb) => adapter.get(sid, cb))).toBeNull();
+      const listed = (await call<SessionData[]>((cb) => adapter.all(cb)))!;
+      expect(listed.filter((x) => (x as unknown as Fields)['userId'] === alice)).toEqual([]);
+    });
+
+    it('does not keep a login whose IdP session was logged out just before it was saved', async () => {
+      const app = makeApp(env.adapter());
+      const alice = user('alice');
+      const idp = `idp-late-${users}`;
+      // As the worker calls it for a back-channel logout: the event's time, so the stamp reaches a
+      // little past it (the clock skew) and covers a login of that IdP session racing it.
+      await env.store.revokeIdpSession(idp, { notBefore: Date.now() });
+      const a = request.agent(app);
+      const sid = sidOf(await a.post('/login').send({ userId: alice, idp }).expect(204));
+      await a.get('/me').expect(401);
+      expect(await env.redis.exists(env.store.keys.expressSession(secretHash(sid)))).toBe(0);
+      expect(await env.indexed(alice)).toEqual([]);
+      // The same user signed in through another IdP session is kept.
+      await a
+        .post('/login')
+        .send({ userId: alice, idp: `${idp}-other` })
+        .expect(204);
       await a.get('/me').expect(200, { userId: alice });
     });
 

@@ -5,10 +5,11 @@ import { secretHash } from './keys.js';
 import { scanKeys } from './scan.js';
 import { coreOf, type SessionStore } from './session-store.js';
 import type { StoreCore } from './store-core.js';
+import { checkId } from './validation.js';
 
 type Callback<T = void> = (err?: unknown, result?: T) => void;
-/** The record a session was read from: its user tag ('' when anonymous) and issued-at. */
-type Origin = { tag: string; iat: string };
+/** The record a session was read from: its user tag ('' when anonymous), issued-at and IdP-session hash. */
+type Origin = { tag: string; iat: string; ih: string };
 
 export interface ExpressSessionStoreOptions {
   /** The session store whose Redis, prefix and tag secret this adapter shares. */
@@ -18,6 +19,12 @@ export interface ExpressSessionStoreOptions {
    * function. A session without one is anonymous: stored, but not indexed under any user.
    */
   userField?: string | ((session: SessionData) => unknown);
+  /**
+   * Where a logged-in session holds the id of the IdP session it was born of (the ID token's `sid`): a
+   * dotted path (default `idpSessionId`) or a function. With one, `SessionStore.revokeIdpSession` (an
+   * OIDC back-channel logout) ends this session and leaves the user's others.
+   */
+  idpSessionField?: string | ((session: SessionData) => unknown);
   /** Lifetime of a session whose cookie has no expiry. Default 86,400 s. */
   ttlSeconds?: number;
 }
@@ -30,6 +37,7 @@ export interface ExpressSessionStoreOptions {
 export class ExpressSessionStore extends session.Store {
   private readonly core: StoreCore;
   private readonly userOf: (s: SessionData) => unknown;
+  private readonly idpOf: (s: SessionData) => unknown;
   private readonly ttlMs: number;
   /** The record each loaded session (data, then the Session built from it) came from. */
   private readonly origins = new WeakMap<object, Origin>();
@@ -37,12 +45,8 @@ export class ExpressSessionStore extends session.Store {
   constructor(options: ExpressSessionStoreOptions) {
     super();
     this.core = coreOf(options.store);
-    const field = options.userField ?? 'userId';
-    this.userOf =
-      typeof field === 'function'
-        ? field
-        : (s) =>
-            field.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], s);
+    this.userOf = fieldReader(options.userField ?? 'userId');
+    this.idpOf = fieldReader(options.idpSessionField ?? 'idpSessionId');
     this.ttlMs = (options.ttlSeconds ?? 86_400) * 1000;
   }
 
@@ -118,12 +122,30 @@ export class ExpressSessionStore extends session.Store {
 
   private async read(sid: string): Promise<SessionData | null> {
     const { redis, keys } = this.core;
-    const [tag, iat, data] = await redis.hmget(keys.expressSession(secretHash(sid)), 'tag', 'iat', 'data');
-    if (!data) return null;
-    if (tag && Number(iat) < Number((await redis.get(keys.notBefore(tag))) ?? 0)) return null;
+    const [tag, iat, data, ih] = await redis.hmget(
+      keys.expressSession(secretHash(sid)),
+      'tag',
+      'iat',
+      'data',
+      'ih',
+    );
+    if (!data || (tag && (await this.revoked(tag, Number(iat), ih)))) return null;
     const sess = JSON.parse(data) as SessionData;
-    this.origins.set(sess, { tag: tag ?? '', iat: iat! });
+    this.origins.set(sess, { tag: tag ?? '', iat: iat!, ih: ih ?? '' });
     return sess;
+  }
+
+  /**
+   * Whether a not-before stamp covers a record of user `tag` issued at `iat`: the user's, or the one
+   * of its IdP session (`ih`) in the user's slot. Read after the record, in one round trip.
+   */
+  private async revoked(tag: string, iat: number, ih: string | null | undefined): Promise<boolean> {
+    const { redis, keys } = this.core;
+    const [nb, inb] = await Promise.all([
+      redis.get(keys.notBefore(tag)),
+      ih ? redis.hget(keys.idpNotBefore(tag), ih) : null,
+    ]);
+    return iat < Number(nb ?? 0) || iat < Number(inb ?? 0);
   }
 
   private async write(sid: string, sess: SessionData, touching = false): Promise<void> {
@@ -133,10 +155,25 @@ export class ExpressSessionStore extends session.Store {
     const tag = userId ? keys.userTag(userId) : '';
     const expires = sess.cookie?.expires ? new Date(sess.cookie.expires).getTime() : Date.now() + this.ttlMs;
     const hash = secretHash(sid);
+    const idp = tag ? this.idpOf(sess) : undefined;
+    const ih =
+      idp === undefined || idp === null || idp === '' ? '' : secretHash(checkId(String(idp), 'idpSessionId'));
     // A session read before a logout or revocation and saved after it must not come back: the script
     // writes it only if it is still the record it was read from. Only a login may issue a session.
     const origin = this.origins.get(sess);
     const expected = origin && origin.tag === tag && (tag !== '' || touching) ? origin.iat : '';
+    // A new IdP session is indexed first, as createSession does, so a back-channel logout finds this
+    // user from then on; one that came before is the stamp it answers, and the save is refused if it
+    // covers the session.
+    const outside =
+      ih && ih !== origin?.ih
+        ? await this.core.indexOutside(
+            { hash: ih, member: keys.idpExpressMember(tag, hash) },
+            [],
+            userId,
+            expires,
+          )
+        : 0;
     const [iat, reindex, curTag, curIat] = (await scripts.saveExpressSession(
       keys.expressSession(hash),
       userId,
@@ -146,9 +183,15 @@ export class ExpressSessionStore extends session.Store {
       expected,
       // Like connect-redis' EXPIRE, a touch only extends a record: it never creates one.
       touching ? '1' : '',
-    )) as [string, number, string, string];
-    if (!iat) return;
-    this.origins.set(sess, { tag, iat });
+      ih,
+      outside ? String(outside) : '',
+    )) as [string, number, string, string, string];
+    if (!iat) {
+      // Covered by its IdP session's not-before: the script deleted the record; its entry goes too.
+      if (curTag && curIat) await redis.zrem(keys.userIndex(curTag), `e:${curIat}:${hash}`);
+      return;
+    }
+    this.origins.set(sess, { tag, iat, ih });
     // The session changed user or dropped it: its entry under the previous user must go.
     if (curTag && curIat && curTag !== tag) await redis.zrem(keys.userIndex(curTag), `e:${curIat}:${hash}`);
     if (reindex !== 1) return;
@@ -178,9 +221,8 @@ export class ExpressSessionStore extends session.Store {
     for await (const { keys: found } of scanKeys(redis, keys.expressSessionPattern())) {
       for (const key of found) {
         const id = key.slice(prefix.length);
-        const [tag, iat, data] = await redis.hmget(key, 'tag', 'iat', 'data');
-        if (!data) continue;
-        if (tag && Number(iat) < Number((await redis.get(keys.notBefore(tag))) ?? 0)) continue;
+        const [tag, iat, data, ih] = await redis.hmget(key, 'tag', 'iat', 'data', 'ih');
+        if (!data || (tag && (await this.revoked(tag, Number(iat), ih)))) continue;
         out.push({ id, session: JSON.parse(data) as SessionData });
       }
     }
@@ -193,4 +235,11 @@ export class ExpressSessionStore extends session.Store {
       await Promise.all(found.map((k) => this.remove(k.slice(keys.expressSession('').length))));
     }
   }
+}
+
+/** Reads a session's field: a dotted path into it, or the caller's own function. */
+function fieldReader(field: string | ((s: SessionData) => unknown)): (s: SessionData) => unknown {
+  if (typeof field === 'function') return field;
+  const path = field.split('.');
+  return (s) => path.reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], s);
 }

@@ -126,6 +126,10 @@ export class KeySpace {
   idpSessionMember(tag: string, handle: string): string {
     return `${tag}:${handle}`;
   }
+  /** An express-session record's member of its IdP session's index (`e.`: it lives outside the slot). */
+  idpExpressMember(tag: string, hash: string): string {
+    return `${tag}:e.${hash}`;
+  }
   /** A cached token's member of its IdP session's index (`t.` keeps it apart from session handles). */
   idpTokenMember(tag: string, hash: string): string {
     return `${tag}:t.${hash}`;

@@ -321,15 +321,23 @@ export class SessionStore {
       '1',
     )) as string[];
     const answered = performance.now();
-    // Members are '<tag>:<handle>' for a session, '<tag>:t.<hash>' for a cached token.
+    // Members are '<tag>:<handle>' for a session, '<tag>:t.<hash>' for a cached token and
+    // '<tag>:e.<hash>' for an express-session record. That one lives outside the user's slot: the
+    // user's stamp is what refuses it, and it is deleted after.
     const byTag = new Map<string, { key: string; entry: string }[]>();
+    const express: { tag: string; hash: string }[] = [];
     if (options.userId !== undefined) byTag.set(this.keys.userTag(options.userId), []);
     for (const member of members) {
       const [tag, id] = member.split(':') as [string, string];
-      const record = id.startsWith('t.')
-        ? { key: this.keys.token(tag, id.slice(2)), entry: `t:${id.slice(2)}` }
-        : { key: this.keys.session(tag, id), entry: `s:${id}` };
-      byTag.set(tag, [...(byTag.get(tag) ?? []), record]);
+      const records = byTag.get(tag) ?? [];
+      byTag.set(tag, records);
+      if (id.startsWith('e.')) express.push({ tag, hash: id.slice(2) });
+      else
+        records.push(
+          id.startsWith('t.')
+            ? { key: this.keys.token(tag, id.slice(2)), entry: `t:${id.slice(2)}` }
+            : { key: this.keys.session(tag, id), entry: `s:${id}` },
+        );
     }
     const counts = await Promise.all(
       [...byTag].map(
@@ -346,8 +354,12 @@ export class SessionStore {
           ) as Promise<number>,
       ),
     );
+    const expressDeleted = await Promise.all(
+      express.map(({ tag, hash }) => this.#core.deleteExpressRecord(tag, hash, idpHash, Number(nb))),
+    );
     if (cutoff === '') await waitPast(Number(nb) - Number(redisNow), answered);
-    return { revoked: counts.reduce((a, b) => a + b, 0), notBefore: Number(nb) };
+    const revoked = [...counts, ...expressDeleted].reduce<number>((a, b) => a + Number(b), 0);
+    return { revoked, notBefore: Number(nb) };
   }
 
   /** The user's live sessions, for admin use. Never a secret session id. */

@@ -54,6 +54,20 @@ export class StoreCore {
     return Math.max(0, ...stamps.map((nb) => Number(nb || 0)));
   }
 
+  /**
+   * Deletes user `tag`'s express-session record `hash` if it was born of IdP session `idpHash` before
+   * `notBefore` (a back-channel logout's clean-up: the user's stamp already refuses it), with its entry
+   * in the user's index. True when it was deleted.
+   */
+  async deleteExpressRecord(tag: string, hash: string, idpHash: string, notBefore: number): Promise<boolean> {
+    const record = this.keys.expressSession(hash);
+    const [owner, iat, ih] = await this.redis.hmget(record, 'tag', 'iat', 'ih');
+    if (owner !== tag || ih !== idpHash || !(Number(iat) < notBefore)) return false;
+    await this.redis.unlink(record);
+    await this.redis.zrem(this.keys.userIndex(tag), `e:${iat}:${hash}`);
+    return true;
+  }
+
   /** Awaits a script call; an error the script replied with on purpose becomes the store's own. */
   async mapErrors<T>(call: Promise<T>): Promise<T> {
     try {

@@ -383,6 +383,35 @@ function revocation(name: string, connect: Parameters<typeof environment>[1]) {
       await a2.get('/me').expect(200, { userId: alice });
     });
 
+    it('keeps the IdP-session entry as long as the record, and follows a change of user', async () => {
+      const alice = user('alice');
+      const dave = user('dave');
+      const idp = `idp-rolling-${users}`;
+      const short = makeApp(env.adapter({ ttlSeconds: 60 }));
+      const long = makeApp(env.adapter({ ttlSeconds: 3600 }));
+      const a = request.agent(short);
+      const loggedIn = await a.post('/login').send({ userId: alice, idp }).expect(204);
+      const sid = sidOf(loggedIn);
+      const record = env.store.keys.expressSession(secretHash(sid));
+      const index = env.store.keys.idpIndex(secretHash(idp));
+      const entry = (tag: string) => env.store.keys.idpExpressMember(tag, secretHash(sid));
+      // Used again where sessions last longer: express-session touches it, and the record lives on.
+      const cookie = ([] as string[]).concat(loggedIn.get('Set-Cookie') ?? []).map((c) => c.split(';')[0]!);
+      await request(long).get('/me').set('Cookie', cookie).expect(200, { userId: alice });
+      const expiresAt = Number(await env.redis.call('PEXPIRETIME', record));
+      expect(expiresAt).toBeGreaterThan(Date.now() + 600_000);
+      expect(
+        Number(await env.redis.zscore(index, entry(env.store.keys.userTag(alice)))),
+      ).toBeGreaterThanOrEqual(expiresAt);
+
+      // The same browser signs in as another user through the same IdP session (no regenerate).
+      await a.post('/login').send({ userId: dave, idp }).expect(204);
+      await a.get('/me').expect(200, { userId: dave });
+      expect(await env.redis.zscore(index, entry(env.store.keys.userTag(dave)))).not.toBeNull();
+      await env.store.revokeIdpSession(idp);
+      await a.get('/me').expect(401);
+    });
+
     it('refuses a session of a logged-out IdP session that the clean-up missed', async () => {
       const adapter = env.adapter();
       const app = makeApp(adapter);

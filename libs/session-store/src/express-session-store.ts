@@ -1,11 +1,10 @@
 import session from 'express-session';
 import type { SessionData } from 'express-session';
-import { SessionRevokedError } from './errors.js';
+import { InvalidArgumentError, SessionRevokedError } from './errors.js';
 import { secretHash } from './keys.js';
 import { scanKeys } from './scan.js';
 import { coreOf, type SessionStore } from './session-store.js';
 import type { StoreCore } from './store-core.js';
-import { checkId } from './validation.js';
 
 type Callback<T = void> = (err?: unknown, result?: T) => void;
 /** The record a session was read from: its user tag ('' when anonymous), issued-at and IdP-session hash. */
@@ -155,25 +154,20 @@ export class ExpressSessionStore extends session.Store {
     const tag = userId ? keys.userTag(userId) : '';
     const expires = sess.cookie?.expires ? new Date(sess.cookie.expires).getTime() : Date.now() + this.ttlMs;
     const hash = secretHash(sid);
-    const idp = tag ? this.idpOf(sess) : undefined;
-    const ih =
-      idp === undefined || idp === null || idp === '' ? '' : secretHash(checkId(String(idp), 'idpSessionId'));
+    const ih = tag ? idpSessionHash(this.idpOf(sess)) : '';
     // A session read before a logout or revocation and saved after it must not come back: the script
     // writes it only if it is still the record it was read from. Only a login may issue a session.
     const origin = this.origins.get(sess);
     const expected = origin && origin.tag === tag && (tag !== '' || touching) ? origin.iat : '';
-    // A new IdP session is indexed first, as createSession does, so a back-channel logout finds this
-    // user from then on; one that came before is the stamp it answers, and the save is refused if it
+    // The session's entry in its IdP session's index, until it expires: how a back-channel logout that
+    // names only the IdP session finds this user. Answers that IdP session's not-before, if any.
+    const indexIdp = () =>
+      this.core.indexOutside({ hash: ih, member: keys.idpExpressMember(tag, hash) }, [], userId, expires);
+    // An IdP session (or user) new to this session is indexed first, as createSession does, so a logout
+    // finds it from then on; one that came before answers its stamp, and the save is refused if that
     // covers the session.
-    const outside =
-      ih && ih !== origin?.ih
-        ? await this.core.indexOutside(
-            { hash: ih, member: keys.idpExpressMember(tag, hash) },
-            [],
-            userId,
-            expires,
-          )
-        : 0;
+    const indexedFirst = ih !== '' && (ih !== origin?.ih || tag !== origin?.tag);
+    const outside = indexedFirst ? await indexIdp() : 0;
     const [iat, reindex, curTag, curIat] = (await scripts.saveExpressSession(
       keys.expressSession(hash),
       userId,
@@ -199,6 +193,9 @@ export class ExpressSessionStore extends session.Store {
       await this.core.mapErrors(
         scripts.indexForeign(keys.notBefore(tag), keys.userIndex(tag), 'e', hash, iat, expires),
       );
+      // The record now lives longer (a rolling or changed session): its IdP-session entry must too, or
+      // a logout by that IdP session after the first expiry would find nobody.
+      if (ih && !indexedFirst && Number(iat) < (await indexIdp())) await this.remove(hash);
     } catch (err) {
       // Born before the user's not-before: it must not live on unindexed.
       if (err instanceof SessionRevokedError) await this.remove(hash);
@@ -242,4 +239,16 @@ function fieldReader(field: string | ((s: SessionData) => unknown)): (s: Session
   if (typeof field === 'function') return field;
   const path = field.split('.');
   return (s) => path.reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], s);
+}
+
+/** Longest IdP session id taken: only its hash is stored, so the bound is only against abuse. */
+const MAX_IDP_SESSION_ID = 1024;
+
+/** The hash of a session's IdP session id, or '' when it has none. */
+function idpSessionHash(idp: unknown): string {
+  if (idp === undefined || idp === null || idp === '') return '';
+  const id = String(idp);
+  if (id.length > MAX_IDP_SESSION_ID)
+    throw new InvalidArgumentError(`idpSessionId must be at most ${MAX_IDP_SESSION_ID} characters`);
+  return secretHash(id);
 }

@@ -62,8 +62,9 @@ export class StoreCore {
   async deleteExpressRecord(tag: string, hash: string, idpHash: string, notBefore: number): Promise<boolean> {
     const record = this.keys.expressSession(hash);
     const [owner, iat, ih] = await this.redis.hmget(record, 'tag', 'iat', 'ih');
-    if (owner !== tag || ih !== idpHash || !(Number(iat) < notBefore)) return false;
-    await this.redis.unlink(record);
+    if (owner !== tag || ih !== idpHash || !iat || !(Number(iat) < notBefore)) return false;
+    // Deleted only if it is still that login of that IdP session (a save may have moved it meanwhile).
+    if ((await this.scripts.unlinkOwned(record, tag, iat, idpHash)) !== 1) return false;
     await this.redis.zrem(this.keys.userIndex(tag), `e:${iat}:${hash}`);
     return true;
   }

@@ -235,21 +235,27 @@ export class TokenCache {
 
   private readAt(tag: string, ref: TokenRef): Promise<TokenLookup | null> {
     const { keys, scripts } = this.core;
-    return scripts
-      .getToken(keys.token(tag, ref.hash), keys.notBefore(tag), keys.idpNotBefore(tag))
-      .then((reply) => {
-        const json = reply as string | 0 | null;
-        if (json === null) return null;
-        this.remember(ref.hash, tag);
-        if (json === 0) return { state: 'revoked' };
-        const [userId, issuedAt, expiresAt, claims] = JSON.parse(json) as [
-          string,
-          number,
-          number,
-          Record<string, unknown>,
-        ];
-        return { state: 'hit', token: { userId, issuedAt, expiresAt, claims } };
-      });
+    let reading: Promise<unknown>;
+    try {
+      reading = scripts.getToken(keys.token(tag, ref.hash), keys.notBefore(tag), keys.idpNotBefore(tag));
+    } catch (err) {
+      // A client that throws rather than rejects (a cluster with no node for the slot) still rejects
+      // here, as an async function did, so the verifier's Redis-down handling sees it.
+      return Promise.reject(err);
+    }
+    return reading.then((reply) => {
+      const json = reply as string | 0 | null;
+      if (json === null) return null;
+      this.remember(ref.hash, tag);
+      if (json === 0) return { state: 'revoked' };
+      const [userId, issuedAt, expiresAt, claims] = JSON.parse(json) as [
+        string,
+        number,
+        number,
+        Record<string, unknown>,
+      ];
+      return { state: 'hit', token: { userId, issuedAt, expiresAt, claims } };
+    });
   }
 
   /** Where the token's record was found: a memory proved stale by the pointer is replaced. */

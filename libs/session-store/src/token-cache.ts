@@ -142,17 +142,18 @@ export class TokenCache {
   read(ref: TokenRef, hint: { userId?: string } = {}): Promise<TokenLookup> {
     // A hit is the hot path of every verification: a promise chain, not nested async functions (each
     // level a promise and a turn more, about 1 µs of client CPU a hit).
-    let guess: string | undefined;
+    // Its synchronous part (a client may throw rather than reject, e.g. a cluster with no node for the
+    // slot) rejects, as an async function's would, so the verifier's Redis-down handling sees it.
     try {
-      guess = this.tags.get(ref.hash);
+      let guess = this.tags.get(ref.hash);
       if (guess === undefined && hint.userId !== undefined && hint.userId.length > 0)
         guess = this.tagOf(hint.userId);
+      if (guess === undefined) return this.readElsewhere(ref, undefined);
+      const tag = guess;
+      return this.readAt(tag, ref).then((found) => found ?? this.readElsewhere(ref, tag));
     } catch (err) {
       return Promise.reject(err);
     }
-    if (guess === undefined) return this.readElsewhere(ref, undefined);
-    const tag = guess;
-    return this.readAt(tag, ref).then((found) => found ?? this.readElsewhere(ref, tag));
   }
 
   /** Where the write said the record is (unless that is `guess`, read already), and whether it failed. */
@@ -235,27 +236,22 @@ export class TokenCache {
 
   private readAt(tag: string, ref: TokenRef): Promise<TokenLookup | null> {
     const { keys, scripts } = this.core;
-    let reading: Promise<unknown>;
-    try {
-      reading = scripts.getToken(keys.token(tag, ref.hash), keys.notBefore(tag), keys.idpNotBefore(tag));
-    } catch (err) {
-      // A client that throws rather than rejects (a cluster with no node for the slot) still rejects
-      // here, as an async function did, so the verifier's Redis-down handling sees it.
-      return Promise.reject(err);
-    }
-    return reading.then((reply) => {
-      const json = reply as string | 0 | null;
-      if (json === null) return null;
-      this.remember(ref.hash, tag);
-      if (json === 0) return { state: 'revoked' };
-      const [userId, issuedAt, expiresAt, claims] = JSON.parse(json) as [
-        string,
-        number,
-        number,
-        Record<string, unknown>,
-      ];
-      return { state: 'hit', token: { userId, issuedAt, expiresAt, claims } };
-    });
+    // Called inside `read`'s try and from an async function: a synchronous throw rejects either way.
+    return scripts
+      .getToken(keys.token(tag, ref.hash), keys.notBefore(tag), keys.idpNotBefore(tag))
+      .then((reply) => {
+        const json = reply as string | 0 | null;
+        if (json === null) return null;
+        this.remember(ref.hash, tag);
+        if (json === 0) return { state: 'revoked' };
+        const [userId, issuedAt, expiresAt, claims] = JSON.parse(json) as [
+          string,
+          number,
+          number,
+          Record<string, unknown>,
+        ];
+        return { state: 'hit', token: { userId, issuedAt, expiresAt, claims } };
+      });
   }
 
   /** Where the token's record was found: a memory proved stale by the pointer is replaced. */

@@ -355,10 +355,12 @@ export class SessionStore {
       ),
     );
     const expressDeleted = await Promise.all(
-      express.map(({ tag, hash }) => this.#core.deleteExpressRecord(tag, hash, idpHash, Number(nb))),
+      express.map(({ tag, hash }) =>
+        this.#core.deleteExpressRecord(tag, hash, { hash: idpHash, notBefore: Number(nb) }),
+      ),
     );
     if (cutoff === '') await waitPast(Number(nb) - Number(redisNow), answered);
-    const revoked = [...counts, ...expressDeleted].reduce<number>((a, b) => a + Number(b), 0);
+    const revoked = counts.reduce<number>((a, b) => a + Number(b), 0) + expressDeleted.filter(Boolean).length;
     return { revoked, notBefore: Number(nb) };
   }
 
@@ -421,12 +423,7 @@ export class SessionStore {
     if ((await this.#core.scripts.revokeHandle(this.keys.session(tag, handle), index, handle)) === 1)
       return true;
     // Not a native session: it may be an express-session record indexed under this user.
-    const record = this.keys.expressSession(handle);
-    const [owner, iat] = await this.#core.redis.hmget(record, 'tag', 'iat');
-    if (owner !== tag || !iat) return false;
-    const deleted = (await this.#core.scripts.unlinkOwned(record, tag, iat)) === 1;
-    await this.#core.redis.zrem(index, `e:${iat}:${handle}`);
-    return deleted;
+    return this.#core.deleteExpressRecord(tag, handle);
   }
 
   /**

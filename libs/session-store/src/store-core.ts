@@ -55,18 +55,24 @@ export class StoreCore {
   }
 
   /**
-   * Deletes user `tag`'s express-session record `hash` if it was born of IdP session `idpHash` before
-   * `notBefore` (a back-channel logout's clean-up: the user's stamp already refuses it), with its entry
-   * in the user's index. True when it was deleted.
+   * Deletes user `tag`'s express-session record `hash` and its entry in the user's index; with `idp`,
+   * only if it was born of that IdP session before its not-before (a back-channel logout's clean-up:
+   * the user's stamp already refuses it). True when it was deleted.
    */
-  async deleteExpressRecord(tag: string, hash: string, idpHash: string, notBefore: number): Promise<boolean> {
+  async deleteExpressRecord(
+    tag: string,
+    hash: string,
+    idp?: { hash: string; notBefore: number },
+  ): Promise<boolean> {
     const record = this.keys.expressSession(hash);
     const [owner, iat, ih] = await this.redis.hmget(record, 'tag', 'iat', 'ih');
-    if (owner !== tag || ih !== idpHash || !iat || !(Number(iat) < notBefore)) return false;
-    // Deleted only if it is still that login of that IdP session (a save may have moved it meanwhile).
-    if ((await this.scripts.unlinkOwned(record, tag, iat, idpHash)) !== 1) return false;
-    await this.redis.zrem(this.keys.userIndex(tag), `e:${iat}:${hash}`);
-    return true;
+    if (owner !== tag || !iat) return false;
+    if (idp && (ih !== idp.hash || !(Number(iat) < idp.notBefore))) return false;
+    // Deleted only if it is still that login (and of that IdP session): a save may have moved it meanwhile.
+    const deleted = (await this.scripts.unlinkOwned(record, tag, iat, ...(idp ? [idp.hash] : []))) === 1;
+    // The entry of the login read is stale unless that login lives on, moved to another IdP session.
+    if (deleted || !idp) await this.redis.zrem(this.keys.userIndex(tag), `e:${iat}:${hash}`);
+    return deleted;
   }
 
   /** Awaits a script call; an error the script replied with on purpose becomes the store's own. */

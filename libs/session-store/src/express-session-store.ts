@@ -190,12 +190,16 @@ export class ExpressSessionStore extends session.Store {
     if (curTag && curIat && curTag !== tag) await redis.zrem(keys.userIndex(curTag), `e:${curIat}:${hash}`);
     if (reindex !== 1) return;
     try {
-      await this.core.mapErrors(
-        scripts.indexForeign(keys.notBefore(tag), keys.userIndex(tag), 'e', hash, iat, expires),
-      );
-      // The record now lives longer (a rolling or changed session): its IdP-session entry must too, or
-      // a logout by that IdP session after the first expiry would find nobody.
-      if (ih && !indexedFirst && Number(iat) < (await indexIdp())) await this.remove(hash);
+      // The record now lives longer (a rolling or changed session): its entries in the user's index and
+      // in its IdP session's must too, or a logout after the first expiry would find nobody. Two slots,
+      // so two commands, sent together.
+      const [, idpStamp] = await Promise.all([
+        this.core.mapErrors(
+          scripts.indexForeign(keys.notBefore(tag), keys.userIndex(tag), 'e', hash, iat, expires),
+        ),
+        ih && !indexedFirst ? indexIdp() : 0,
+      ]);
+      if (Number(iat) < idpStamp) await this.remove(hash);
     } catch (err) {
       // Born before the user's not-before: it must not live on unindexed.
       if (err instanceof SessionRevokedError) await this.remove(hash);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +10,7 @@ import { SessionStore } from '#session-store';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { Queue } from 'bullmq';
 import { createApp, safeReturnPath } from '../../examples/express-app/src/app.js';
+import { secretHash } from '../../libs/session-store/src/keys.js';
 import { startGateway, type TestGateway } from '../support/gateway.js';
 import { createSigner, type TestSigner } from '../support/jwt.js';
 import { issuerEnv, logoutClaims, signLogoutToken } from '../support/jwt-issuers.js';
@@ -437,9 +438,7 @@ describe('examples/express-app beside the service, signing in at an OpenID Provi
     const record = (res: request.Response) => {
       const value = decodeURIComponent(cookieOf(res)!.slice('example.sid='.length));
       const id = value.slice(2, value.lastIndexOf('.'));
-      return keys.expressSession(
-        createHash('sha256').update(id).digest().subarray(0, 16).toString('base64url'),
-      );
+      return keys.expressSession(secretHash(id));
     };
     const idpSessions = await Promise.all(
       logins.map(async (res) => {

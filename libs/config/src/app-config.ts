@@ -197,6 +197,10 @@ const EnvSchema = z.object({
   QUARANTINE_MAX_BYTES: byteSize.default(64 * 1024 * 1024),
   ENQUEUE_TIMEOUT_MS: int(100, 60_000).default(2000),
   ENQUEUE_WAIT_REPLICAS: int(0, 16).default(0),
+  REVOKE_ON_RECEIPT: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
   JOB_ATTEMPTS: int(1, 100).default(8),
   JOB_BACKOFF_MS: int(1).default(500),
   COMPLETED_JOBS_MAX_AGE_SECONDS: int(1).default(3600),
@@ -330,6 +334,11 @@ export interface AppConfig {
   enqueueTimeoutMs: number;
   /** Replicas that must have a delivery's writes (Redis WAIT) before it is acknowledged. */
   enqueueWaitReplicas: number;
+  /**
+   * The gateway raises a user's not-before stamp as it queues the command (when it can reach the
+   * session store), so the revocation is in force before the worker takes the job.
+   */
+  revokeOnReceipt: boolean;
   jobs: { attempts: number; backoffMs: number; completedMaxAgeSec: number; completedMaxCount: number };
   worker: {
     concurrency: number;
@@ -791,6 +800,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     quarantineMaxBytes: e.QUARANTINE_MAX_BYTES,
     enqueueTimeoutMs: e.ENQUEUE_TIMEOUT_MS,
     enqueueWaitReplicas: e.ENQUEUE_WAIT_REPLICAS,
+    revokeOnReceipt: e.REVOKE_ON_RECEIPT,
     jobs: {
       attempts: e.JOB_ATTEMPTS,
       backoffMs: e.JOB_BACKOFF_MS,

@@ -19,6 +19,14 @@ export class RevokerMetrics {
     registers: [this.registry],
   });
 
+  /** The gateway's stamps of user revocations as it queues them (REVOKE_ON_RECEIPT). */
+  readonly receiptStamps = new Counter({
+    name: 'session_revoker_receipt_stamps_total',
+    help: 'User revocations the gateway put in force as it queued them, by outcome (in_force; failed or late: left to the worker)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly jobs = new Counter({
     name: 'session_revoker_jobs_total',
     help: 'Revocation jobs finished, by outcome (completed, failed, retried)',

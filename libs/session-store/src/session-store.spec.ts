@@ -219,6 +219,41 @@ function contract(
       expect(await store.listUserSessions(userId)).toHaveLength(1);
     });
 
+    it('stampUser puts the revocation in force and deletes nothing; revokeUser of that instant then cleans up', async () => {
+      const userId = user();
+      const t0 = Date.now() - 60_000;
+      const old = await store.createSession({ userId, ttlSeconds: 600, issuedAt: t0 });
+      await store.cacheToken('stamped-user-token', {
+        userId,
+        expiresAt: Date.now() + 60_000,
+        issuedAt: t0,
+      });
+      const fresh = await store.createSession({ userId, ttlSeconds: 600, issuedAt: t0 + 20_000 });
+
+      const nb = await store.stampUser(userId, { notBefore: t0 + 10_000 });
+      expect(nb).toBe(t0 + 10_000 + 5_000 + 1);
+      expect(await store.getSession(old.sessionId)).toBeNull();
+      expect(await store.getCachedToken('stamped-user-token')).toBeNull();
+      expect(await store.getSession(fresh.sessionId)).not.toBeNull();
+      // Nothing was deleted: the covered session's record and index entry are still there.
+      const tag = store.keys.userTag(userId);
+      expect(await redis.exists(store.keys.session(tag, old.handle))).toBe(1);
+      expect(await redis.zcard(store.keys.userIndex(tag))).toBe(3); // two sessions and the token
+      // A replay of an older instant lowers nothing.
+      expect(await store.stampUser(userId, { notBefore: t0 })).toBe(nb);
+
+      // The later revokeUser of the same instant finds the stamp in place and deletes what it covers.
+      const r = await store.revokeUser(userId, { notBefore: t0 + 10_000 });
+      expect(r).toMatchObject({ revoked: 1, tokens: 1, notBefore: nb });
+      expect(await redis.exists(store.keys.session(tag, old.handle))).toBe(0);
+      expect(await store.getSession(fresh.sessionId)).not.toBeNull();
+
+      await expect(store.stampUser(userId, { notBefore: Number.NaN })).rejects.toBeInstanceOf(
+        InvalidArgumentError,
+      );
+      await expect(store.stampUser('', { notBefore: t0 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    });
+
     it('revokes a user who holds a few sessions in one round trip', async () => {
       const userId = user();
       const created = await Promise.all(

@@ -281,15 +281,11 @@ export class SessionStore {
     const cutoff =
       options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
     const tag = this.keys.userTag(userId);
-    const [nb, redisNow, indexed, deletedHere, tokensHere] = (await this.#core.scripts.revokeUser(
-      this.keys.notBefore(tag),
-      this.keys.userIndex(tag),
+    const [nb, redisNow, indexed, deletedHere, tokensHere] = await this.raiseUserStamp(
+      tag,
       cutoff,
-      this.retentionMs,
       this.batchSize,
-      this.keys.session(tag, ''),
-      this.keys.token(tag, ''),
-    )) as [string, string, number, number, number];
+    );
     const answered = performance.now();
     const notBefore = Number(nb);
     const { sessions, tokens } =
@@ -298,6 +294,37 @@ export class SessionStore {
         : await this.purgeUser(tag, notBefore, indexed);
     if (cutoff === '') await waitPast(notBefore - Number(redisNow), answered);
     return { revoked: sessions, tokens, notBefore };
+  }
+
+  /**
+   * Puts a user's revocation in force and deletes nothing: raises the not-before stamp exactly as
+   * `revokeUser` with the same `notBefore` would (so every read refuses the user's earlier sessions and
+   * cached tokens from now on), in one small script that does not read the user's index. For a caller
+   * that must be quick and leaves the clean-up to a `revokeUser` of the same instant, which finds the
+   * stamp in place and deletes what it covers. Returns the not-before in force.
+   */
+  async stampUser(userId: string, options: { notBefore: number }): Promise<number> {
+    checkId(userId, 'userId');
+    const cutoff = checkInstant(options?.notBefore, 'notBefore') + this.clockSkewMs;
+    const [nb] = await this.raiseUserStamp(this.keys.userTag(userId), cutoff, 0);
+    return Number(nb);
+  }
+
+  /** revoke-user: the stamp, then at most `deleteUpTo` entries deleted in the same script (0: none). */
+  private raiseUserStamp(
+    tag: string,
+    cutoff: number | '',
+    deleteUpTo: number,
+  ): Promise<[string, string, number, number, number]> {
+    return this.#core.scripts.revokeUser(
+      this.keys.notBefore(tag),
+      this.keys.userIndex(tag),
+      cutoff,
+      this.retentionMs,
+      deleteUpTo,
+      this.keys.session(tag, ''),
+      this.keys.token(tag, ''),
+    ) as Promise<[string, string, number, number, number]>;
   }
 
   /**

@@ -1,5 +1,5 @@
 import { InjectQueue } from '@nestjs/bullmq';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '#config';
 import { SSF_EVENTS } from '#identity-events';
@@ -16,6 +16,7 @@ import {
   type EnqueueResult,
   type RevocationCommand,
 } from '#revocation';
+import { SessionStore } from '#session-store';
 import { RedisUnavailableException } from '../http/redis-unavailable.js';
 
 /**
@@ -28,6 +29,9 @@ export class IngestService {
   private readonly urgentProducer: RevocationProducer;
   /** The event types that are label values in the metrics. */
   private readonly knownTypes: ReadonlySet<string>;
+  /** Where user revocations are put in force on receipt (REVOKE_ON_RECEIPT), or null. */
+  private readonly stamper: SessionStore | null;
+  private readonly log = new Logger('Ingest');
 
   constructor(
     @InjectQueue(REVOCATION_QUEUE) queue: Queue,
@@ -37,7 +41,9 @@ export class IngestService {
     private readonly quarantine: Quarantine,
     private readonly keys: QueueKeys,
     private readonly metrics: RevokerMetrics,
+    @Inject(SessionStore) store: SessionStore | null,
   ) {
+    this.stamper = config.revokeOnReceipt ? store : null;
     this.producer = new RevocationProducer(queue, redis, producerOptions(config));
     this.urgentProducer = new RevocationProducer(urgentQueue, redis, producerOptions(config));
     this.knownTypes = new Set([
@@ -93,6 +99,44 @@ export class IngestService {
     for (const { source, type, n } of counts.values()) this.count(source, type, outcome, n);
   }
 
+  /**
+   * With REVOKE_ON_RECEIPT, each user revocation is put in force here, beside its enqueue: the user's
+   * not-before stamp raised to the command's instant (the stamp the worker's revokeUser raises too,
+   * so this adds nothing the job would not do, and a duplicate or a replay changes nothing: the stamp
+   * only moves forward). The worker still deletes, audits and fans out. Resolves when every stamp is
+   * written, or once the stamps have had `waitMs`; never rejects. A stamp that fails or is late is
+   * counted and logged, and the job puts that revocation in force instead: a session Redis out of
+   * reach does not keep a delivery from being queued.
+   */
+  private stampOnReceipt(commands: RevocationCommand[], waitMs: number): Promise<void> | null {
+    const store = this.stamper;
+    if (!store) return null;
+    const users = commands.filter((c) => c.target.type === 'user');
+    if (users.length === 0) return null;
+    const stamps = users.map((c) =>
+      store.stampUser((c.target as { userId: string }).userId, { notBefore: c.notBefore }).then(
+        () => 'in_force' as const,
+        () => 'failed' as const,
+      ),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), waitMs);
+    });
+    return Promise.all(stamps.map((stamp) => Promise.race([stamp, late]))).then((outcomes) => {
+      clearTimeout(timer);
+      let missed = 0;
+      for (const outcome of outcomes) {
+        this.metrics.receiptStamps.inc({ outcome });
+        if (outcome !== 'in_force') missed++;
+      }
+      if (missed > 0)
+        this.log.warn(
+          `${missed} of ${outcomes.length} user revocations could not be put in force on receipt (session Redis failed or slow); their jobs will`,
+        );
+    });
+  }
+
   async accept(
     commands: RevocationCommand[],
     quarantined: QuarantineEntry[] = [],
@@ -107,6 +151,8 @@ export class IngestService {
         Promise.all([
           (options.urgent ? this.urgentProducer : this.producer).enqueue(commands, options),
           quarantined.length > 0 ? this.quarantine.add(quarantined, options.receivedAt ?? Date.now()) : null,
+          // Half the delivery's deadline, so that a slow session Redis cannot make it miss its own.
+          this.stampOnReceipt(commands, Math.floor(this.config.enqueueTimeoutMs / 2)),
         ]).then(async (stored) => {
           await this.waitForReplicas();
           return stored;

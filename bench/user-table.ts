@@ -1,9 +1,10 @@
 // The table a new user would draw (bench:e2e's first section, and all of it with BENCH_QUICK=1): at
 // 1,000 single-event PingOne deliveries a second on kept-alive sockets, one session probed per 5
-// events, webhook sent -> session unreadable, for three services started fresh in the same run:
+// events, webhook sent -> session unreadable, for four services started fresh in the same run:
 //   floor     a bare node:http server calling revokeUser straight on Redis (bench/floor-server.ts);
 //   npm start the gateway with its embedded worker (one process, as `npm start` runs it);
-//   separate  the gateway (EMBEDDED_WORKER=false) and one worker process.
+//   separate  the gateway (EMBEDDED_WORKER=false) and one worker process;
+//   no worker the gateway alone: only its stamp on receipt (REVOKE_ON_RECEIPT) revokes anything.
 // Each starts cold: the clock starts the moment its /health/ready answers 200, so the first seconds
 // show what a freshly started (or restarted, or scaled-out) service does. The cold start (the first
 // WARMUP_MS) is reported apart from the steady state after it. BENCH_TABLE_TRACE=1 prints each slow
@@ -26,7 +27,12 @@ const GIVE_UP_MS = 60_000;
 /** With BENCH_TABLE_TRACE=1, every answer and revocation slower than this is printed with its time. */
 const TRACE_OVER_MS = 60;
 
-export type Mode = 'floor' | 'npm start' | 'separate';
+/**
+ * `no worker`: the gateway alone (EMBEDDED_WORKER=false, no worker process), which is what a worker
+ * outage or a long backlog looks like to a webhook: only REVOKE_ON_RECEIPT's stamp can make the session
+ * unreadable (with REVOKE_ON_RECEIPT=false every probe gives up after a minute).
+ */
+export type Mode = 'floor' | 'npm start' | 'separate' | 'no worker';
 
 export interface TableRow {
   mode: Mode;
@@ -234,12 +240,12 @@ async function runMode(mode: Mode, redisPort: number, options: TableOptions): Pr
   };
 }
 
-/** Runs the three modes on a throw-away redis-server of its own and prints the table. */
+/** Runs the four modes on a throw-away redis-server of its own and prints the table. */
 export async function runUserTable(options: TableOptions): Promise<TableRow[]> {
   const redisServer = await startRedis();
   const rows: TableRow[] = [];
   try {
-    for (const mode of ['floor', 'npm start', 'separate'] as const) {
+    for (const mode of ['floor', 'npm start', 'separate', 'no worker'] as const) {
       const row = await runMode(mode, redisServer.port, options);
       console.log(
         `  ${mode}: ready in ${ms(row.readyMs)} ms; p50 ${ms(row.p50)} p99 ${ms(row.p99)} ms after the warm-up; ` +

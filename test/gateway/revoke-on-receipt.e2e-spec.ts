@@ -107,6 +107,19 @@ describe('REVOKE_ON_RECEIPT: a user revocation in force when the webhook is answ
     expect(await stamps(gw, 'in_force')).toBe(2);
   });
 
+  it('stamps every user of a many-event delivery (one pipeline)', async () => {
+    const gw = await gateway();
+    const users = Array.from({ length: 50 }, user);
+    const sessions = await Promise.all(
+      users.map((userId) => store.createSession({ userId, ttlSeconds: 600 })),
+    );
+    const body = JSON.stringify(users.flatMap((userId) => userLocked(userId)));
+    expect((await deliver(gw, users[0]!, body)).status).toBe(200);
+    for (const s of sessions) expect(await store.getSession(s.sessionId)).toBeNull();
+    expect(await stamps(gw, 'in_force')).toBe(50);
+    expect(await gw.commands()).toHaveLength(50);
+  });
+
   it('with REVOKE_ON_RECEIPT=false leaves the revocation to the worker', async () => {
     const gw = await gateway({ REVOKE_ON_RECEIPT: 'false' });
     const carol = user();

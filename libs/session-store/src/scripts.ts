@@ -41,8 +41,13 @@ export const withIncludes = (
 export const scriptSources = (): [ScriptName, string][] =>
   (Object.keys(SCRIPTS) as ScriptName[]).map((name) => [name, lua.source(name)]);
 
+const COMMAND_PREFIX = 'sessionStore_';
+
 /** Registers the scripts on the client, under names prefixed `sessionStore_` (see LuaFolder.define). */
-export const defineScripts = (redis: RedisClient): Scripts => lua.define(redis, 'sessionStore_', SCRIPTS);
+export const defineScripts = (redis: RedisClient): Scripts => lua.define(redis, COMMAND_PREFIX, SCRIPTS);
+
+/** The command a script is defined as on the client, and so on its pipelines too (ioredis defineCommand). */
+export const scriptCommand = (name: ScriptName): string => `${COMMAND_PREFIX}${name}`;
 
 /** The codes the scripts' errors start with: `redis.error_reply('<CODE> <message>')`. */
 export const LUA_ERROR_CODES = ['REVOKED', 'EXPIRED'] as const;

@@ -254,6 +254,26 @@ function contract(
       await expect(store.stampUser('', { notBefore: t0 })).rejects.toBeInstanceOf(InvalidArgumentError);
     });
 
+    it('stampUsers stamps each user of a batch, and a bad entry fails alone', async () => {
+      const users = [user(), user(), user()];
+      const t0 = Date.now() - 60_000;
+      const sessions = await Promise.all(
+        users.map((userId) => store.createSession({ userId, ttlSeconds: 600, issuedAt: t0 })),
+      );
+      const other = await store.createSession({ userId: user(), ttlSeconds: 600, issuedAt: t0 });
+      const outcomes = await store.stampUsers([
+        ...users.map((userId) => ({ userId, notBefore: t0 + 10_000 })),
+        { userId: '', notBefore: t0 },
+      ]);
+      expect(outcomes.slice(0, 3)).toEqual(
+        users.map(() => ({ status: 'fulfilled', value: t0 + 10_000 + 5_000 + 1 })),
+      );
+      expect(outcomes[3]).toMatchObject({ status: 'rejected', reason: expect.any(InvalidArgumentError) });
+      for (const s of sessions) expect(await store.getSession(s.sessionId)).toBeNull();
+      expect(await store.getSession(other.sessionId)).not.toBeNull();
+      expect(await store.stampUsers([])).toEqual([]);
+    });
+
     it('revokes a user who holds a few sessions in one round trip', async () => {
       const userId = user();
       const created = await Promise.all(

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError } from './errors.js';
 import { type KeySpace, parseIndexMember, secretHash, type IndexEntry } from './keys.js';
 import { type ScanPosition, scanPages } from './scan.js';
-import type { RedisClient } from './scripts.js';
+import { type RedisClient, scriptCommand } from './scripts.js';
 import { StoreCore } from './store-core.js';
 import { type CacheTokenInput, type CachedToken, TokenCache, tokenRef } from './token-cache.js';
 import {
@@ -304,10 +304,69 @@ export class SessionStore {
    * stamp in place and deletes what it covers. Returns the not-before in force.
    */
   async stampUser(userId: string, options: { notBefore: number }): Promise<number> {
-    checkId(userId, 'userId');
-    const cutoff = checkInstant(options?.notBefore, 'notBefore') + this.clockSkewMs;
-    const [nb] = await this.raiseUserStamp(this.keys.userTag(userId), cutoff, 0);
-    return Number(nb);
+    const [outcome] = await this.stampUsers([{ userId, notBefore: options?.notBefore }]);
+    if (outcome!.status === 'rejected') throw outcome!.reason;
+    return outcome!.value;
+  }
+
+  /**
+   * `stampUser` for many users at once: on a single Redis, one pipeline (one write and one read of the
+   * socket, however many users); on a Cluster, one call each, concurrently (their slots are anywhere).
+   * Each user's outcome is its own: the not-before in force, or why that one failed.
+   */
+  async stampUsers(
+    revocations: readonly { userId: string; notBefore: number }[],
+  ): Promise<PromiseSettledResult<number>[]> {
+    const calls: ((string | number)[] | Error)[] = revocations.map(({ userId, notBefore }) => {
+      try {
+        checkId(userId, 'userId');
+        const tag = this.keys.userTag(userId);
+        return this.stampArgs(tag, checkInstant(notBefore, 'notBefore') + this.clockSkewMs, 0);
+      } catch (err) {
+        return err as Error;
+      }
+    });
+    const redis = this.#core.redis;
+    if ('nodes' in redis || calls.length < 2)
+      return Promise.allSettled(
+        calls.map((args) =>
+          args instanceof Error
+            ? Promise.reject(args)
+            : (this.#core.scripts.revokeUser(...args) as Promise<[string]>).then(([nb]) => Number(nb)),
+        ),
+      );
+    const pipeline = redis.pipeline();
+    const command = scriptCommand('revokeUser');
+    for (const args of calls)
+      if (!(args instanceof Error))
+        (pipeline as unknown as Record<string, (...a: unknown[]) => unknown>)[command]!(...args);
+    let replies: [Error | null, unknown][];
+    try {
+      replies = ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+    } catch (err) {
+      return calls.map((args) => ({ status: 'rejected', reason: args instanceof Error ? args : err }));
+    }
+    let next = 0;
+    return calls.map((args): PromiseSettledResult<number> => {
+      if (args instanceof Error) return { status: 'rejected', reason: args };
+      const [err, reply] = replies[next++] ?? [new Error('no reply in the pipeline')];
+      return err
+        ? { status: 'rejected', reason: err }
+        : { status: 'fulfilled', value: Number((reply as [string])[0]) };
+    });
+  }
+
+  /** revoke-user's KEYS and ARGV: the stamp, then at most `deleteUpTo` entries deleted in the same script (0: none). */
+  private stampArgs(tag: string, cutoff: number | '', deleteUpTo: number): (string | number)[] {
+    return [
+      this.keys.notBefore(tag),
+      this.keys.userIndex(tag),
+      cutoff,
+      this.retentionMs,
+      deleteUpTo,
+      this.keys.session(tag, ''),
+      this.keys.token(tag, ''),
+    ];
   }
 
   /** revoke-user: the stamp, then at most `deleteUpTo` entries deleted in the same script (0: none). */
@@ -316,15 +375,9 @@ export class SessionStore {
     cutoff: number | '',
     deleteUpTo: number,
   ): Promise<[string, string, number, number, number]> {
-    return this.#core.scripts.revokeUser(
-      this.keys.notBefore(tag),
-      this.keys.userIndex(tag),
-      cutoff,
-      this.retentionMs,
-      deleteUpTo,
-      this.keys.session(tag, ''),
-      this.keys.token(tag, ''),
-    ) as Promise<[string, string, number, number, number]>;
+    return this.#core.scripts.revokeUser(...this.stampArgs(tag, cutoff, deleteUpTo)) as Promise<
+      [string, string, number, number, number]
+    >;
   }
 
   /**

@@ -113,27 +113,30 @@ export class IngestService {
     if (!store) return null;
     const users = commands.filter((c) => c.target.type === 'user');
     if (users.length === 0) return null;
-    const stamps = users.map((c) =>
-      store.stampUser((c.target as { userId: string }).userId, { notBefore: c.notBefore }).then(
-        () => 'in_force' as const,
-        () => 'failed' as const,
-      ),
-    );
+    // One pipeline for the whole delivery on a single Redis: a 100-event delivery is one write.
+    const stamps = store
+      .stampUsers(
+        users.map((c) => ({ userId: (c.target as { userId: string }).userId, notBefore: c.notBefore })),
+      )
+      .then(
+        (outcomes) => outcomes.map((o) => (o.status === 'fulfilled' ? 'in_force' : 'failed')),
+        () => users.map(() => 'failed' as const),
+      );
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), waitMs);
+    const late = new Promise<'late'[]>((resolve) => {
+      timer = setTimeout(() => resolve(users.map(() => 'late')), waitMs);
     });
-    return Promise.all(stamps.map((stamp) => Promise.race([stamp, late]))).then((outcomes) => {
+    return Promise.race([stamps, late]).then((outcomes) => {
       clearTimeout(timer);
-      let missed = 0;
-      for (const outcome of outcomes) {
-        this.metrics.receiptStamps.inc({ outcome });
-        if (outcome !== 'in_force') missed++;
-      }
-      if (missed > 0)
-        this.log.warn(
-          `${missed} of ${outcomes.length} user revocations could not be put in force on receipt (session Redis failed or slow); their jobs will`,
-        );
+      const missed = outcomes.filter((outcome) => outcome !== 'in_force').length;
+      if (missed < outcomes.length)
+        this.metrics.receiptStamps.inc({ outcome: 'in_force' }, outcomes.length - missed);
+      if (missed === 0) return;
+      // Late is all of them or none (one pipeline); else the missed ones failed.
+      this.metrics.receiptStamps.inc({ outcome: outcomes[0] === 'late' ? 'late' : 'failed' }, missed);
+      this.log.warn(
+        `${missed} of ${outcomes.length} user revocations could not be put in force on receipt (session Redis failed or slow); their jobs will`,
+      );
     });
   }
 

@@ -54,6 +54,7 @@ describe('Lua scripts and their includes', () => {
         'revokeUser',
         'saveExpressSession',
         'stampIndex',
+        'stampUser',
         'touchSession',
       ].sort(),
     );

@@ -10,6 +10,7 @@ const SCRIPTS = {
   getSession: 3,
   touchSession: 4,
   revokeUser: 2,
+  stampUser: 2,
   deleteEntries: -1,
   revokeHandle: 2,
   indexMember: 2,

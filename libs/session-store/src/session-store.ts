@@ -281,11 +281,15 @@ export class SessionStore {
     const cutoff =
       options.notBefore === undefined ? '' : checkInstant(options.notBefore, 'notBefore') + this.clockSkewMs;
     const tag = this.keys.userTag(userId);
-    const [nb, redisNow, indexed, deletedHere, tokensHere] = await this.raiseUserStamp(
-      tag,
+    const [nb, redisNow, indexed, deletedHere, tokensHere] = (await this.#core.scripts.revokeUser(
+      this.keys.notBefore(tag),
+      this.keys.userIndex(tag),
       cutoff,
+      this.retentionMs,
       this.batchSize,
-    );
+      this.keys.session(tag, ''),
+      this.keys.token(tag, ''),
+    )) as [string, string, number, number, number];
     const answered = performance.now();
     const notBefore = Number(nb);
     const { sessions, tokens } =
@@ -299,7 +303,7 @@ export class SessionStore {
   /**
    * Puts a user's revocation in force and deletes nothing: raises the not-before stamp exactly as
    * `revokeUser` with the same `notBefore` would (so every read refuses the user's earlier sessions and
-   * cached tokens from now on), in one small script that does not read the user's index. For a caller
+   * cached tokens from now on), in one small script (stamp-user.lua) that reads no index entry. For a caller
    * that must be quick and leaves the clean-up to a `revokeUser` of the same instant, which finds the
    * stamp in place and deletes what it covers. Returns the not-before in force.
    */
@@ -321,7 +325,8 @@ export class SessionStore {
       try {
         checkId(userId, 'userId');
         const tag = this.keys.userTag(userId);
-        return this.stampArgs(tag, checkInstant(notBefore, 'notBefore') + this.clockSkewMs, 0);
+        const cutoff = checkInstant(notBefore, 'notBefore') + this.clockSkewMs;
+        return [this.keys.notBefore(tag), this.keys.userIndex(tag), cutoff, this.retentionMs];
       } catch (err) {
         return err as Error;
       }
@@ -330,13 +335,11 @@ export class SessionStore {
     if ('nodes' in redis || calls.length < 2)
       return Promise.allSettled(
         calls.map((args) =>
-          args instanceof Error
-            ? Promise.reject(args)
-            : (this.#core.scripts.revokeUser(...args) as Promise<[string]>).then(([nb]) => Number(nb)),
+          args instanceof Error ? Promise.reject(args) : this.#core.scripts.stampUser(...args).then(Number),
         ),
       );
     const pipeline = redis.pipeline();
-    const command = scriptCommand('revokeUser');
+    const command = scriptCommand('stampUser');
     for (const args of calls)
       if (!(args instanceof Error))
         (pipeline as unknown as Record<string, (...a: unknown[]) => unknown>)[command]!(...args);
@@ -350,34 +353,8 @@ export class SessionStore {
     return calls.map((args): PromiseSettledResult<number> => {
       if (args instanceof Error) return { status: 'rejected', reason: args };
       const [err, reply] = replies[next++] ?? [new Error('no reply in the pipeline')];
-      return err
-        ? { status: 'rejected', reason: err }
-        : { status: 'fulfilled', value: Number((reply as [string])[0]) };
+      return err ? { status: 'rejected', reason: err } : { status: 'fulfilled', value: Number(reply) };
     });
-  }
-
-  /** revoke-user's KEYS and ARGV: the stamp, then at most `deleteUpTo` entries deleted in the same script (0: none). */
-  private stampArgs(tag: string, cutoff: number | '', deleteUpTo: number): (string | number)[] {
-    return [
-      this.keys.notBefore(tag),
-      this.keys.userIndex(tag),
-      cutoff,
-      this.retentionMs,
-      deleteUpTo,
-      this.keys.session(tag, ''),
-      this.keys.token(tag, ''),
-    ];
-  }
-
-  /** revoke-user: the stamp, then at most `deleteUpTo` entries deleted in the same script (0: none). */
-  private raiseUserStamp(
-    tag: string,
-    cutoff: number | '',
-    deleteUpTo: number,
-  ): Promise<[string, string, number, number, number]> {
-    return this.#core.scripts.revokeUser(...this.stampArgs(tag, cutoff, deleteUpTo)) as Promise<
-      [string, string, number, number, number]
-    >;
   }
 
   /**

@@ -19,6 +19,8 @@ import {
 import { SessionStore } from '#session-store';
 import { RedisUnavailableException } from '../http/redis-unavailable.js';
 
+type StampOutcome = 'in_force' | 'failed' | 'late';
+
 /**
  * The one way into the queue for every source: store what must be kept (commands, quarantined
  * events) in Redis, within a deadline, or fail with 503 so that nothing is acknowledged unstored.
@@ -32,6 +34,8 @@ export class IngestService {
   /** Where user revocations are put in force on receipt (REVOKE_ON_RECEIPT), or null. */
   private readonly stamper: SessionStore | null;
   private readonly log = new Logger('Ingest');
+  /** Whether the last acknowledged delivery's stamps missed (so the warning is said once a spell). */
+  private stampsMissed = false;
 
   constructor(
     @InjectQueue(REVOCATION_QUEUE) queue: Queue,
@@ -103,12 +107,12 @@ export class IngestService {
    * With REVOKE_ON_RECEIPT, each user revocation is put in force here, beside its enqueue: the user's
    * not-before stamp raised to the command's instant (the stamp the worker's revokeUser raises too,
    * so this adds nothing the job would not do, and a duplicate or a replay changes nothing: the stamp
-   * only moves forward). The worker still deletes, audits and fans out. Resolves when every stamp is
-   * written, or once the stamps have had `waitMs`; never rejects. A stamp that fails or is late is
-   * counted and logged, and the job puts that revocation in force instead: a session Redis out of
-   * reach does not keep a delivery from being queued.
+   * only moves forward). The worker still deletes, audits and fans out. Resolves with each stamp's
+   * outcome once all are written, or once they have had `waitMs` (then all 'late'); never rejects. A
+   * stamp that fails or is late is left to the job: a session Redis out of reach does not keep a
+   * delivery from being queued.
    */
-  private stampOnReceipt(commands: RevocationCommand[], waitMs: number): Promise<void> | null {
+  private stampOnReceipt(commands: RevocationCommand[], waitMs: number): Promise<StampOutcome[]> | null {
     const store = this.stamper;
     if (!store) return null;
     const users = commands.filter((c) => c.target.type === 'user');
@@ -119,25 +123,37 @@ export class IngestService {
         users.map((c) => ({ userId: (c.target as { userId: string }).userId, notBefore: c.notBefore })),
       )
       .then(
-        (outcomes) => outcomes.map((o) => (o.status === 'fulfilled' ? 'in_force' : 'failed')),
-        () => users.map(() => 'failed' as const),
+        (outcomes) => outcomes.map((o): StampOutcome => (o.status === 'fulfilled' ? 'in_force' : 'failed')),
+        () => users.map((): StampOutcome => 'failed'),
       );
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'[]>((resolve) => {
+    const late = new Promise<StampOutcome[]>((resolve) => {
       timer = setTimeout(() => resolve(users.map(() => 'late')), waitMs);
     });
-    return Promise.race([stamps, late]).then((outcomes) => {
-      clearTimeout(timer);
-      const missed = outcomes.filter((outcome) => outcome !== 'in_force').length;
-      if (missed < outcomes.length)
-        this.metrics.receiptStamps.inc({ outcome: 'in_force' }, outcomes.length - missed);
-      if (missed === 0) return;
-      // Late is all of them or none (one pipeline); else the missed ones failed.
-      this.metrics.receiptStamps.inc({ outcome: outcomes[0] === 'late' ? 'late' : 'failed' }, missed);
-      this.log.warn(
-        `${missed} of ${outcomes.length} user revocations could not be put in force on receipt (session Redis failed or slow); their jobs will`,
-      );
-    });
+    return Promise.race([stamps, late]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * Counts an acknowledged delivery's stamps, and says once (until stamps succeed again) that some
+   * were not in force on receipt: their jobs put them in force instead, as without REVOKE_ON_RECEIPT.
+   */
+  private noteStamps(outcomes: StampOutcome[] | null): void {
+    if (!outcomes) return;
+    const missed = outcomes.filter((outcome) => outcome !== 'in_force').length;
+    if (missed < outcomes.length)
+      this.metrics.receiptStamps.inc({ outcome: 'in_force' }, outcomes.length - missed);
+    if (missed === 0) {
+      if (this.stampsMissed) this.log.log('receipt stamps: user revocations are in force on receipt again');
+      this.stampsMissed = false;
+      return;
+    }
+    // Late is all of them or none (one pipeline); else the missed ones failed.
+    this.metrics.receiptStamps.inc({ outcome: outcomes[0] === 'late' ? 'late' : 'failed' }, missed);
+    if (this.stampsMissed) return;
+    this.stampsMissed = true;
+    this.log.warn(
+      `receipt stamps: ${missed} of ${outcomes.length} user revocations of an acknowledged delivery were not in force on receipt (session Redis failed or slow); their jobs put them in force instead. Not said again until stamps succeed`,
+    );
   }
 
   async accept(
@@ -150,7 +166,7 @@ export class IngestService {
       timer = setTimeout(() => reject(new Error('enqueue deadline passed')), this.config.enqueueTimeoutMs);
     });
     try {
-      const [result] = await Promise.race([
+      const [result, , stamps] = await Promise.race([
         Promise.all([
           (options.urgent ? this.urgentProducer : this.producer).enqueue(commands, options),
           quarantined.length > 0 ? this.quarantine.add(quarantined, options.receivedAt ?? Date.now()) : null,
@@ -162,6 +178,7 @@ export class IngestService {
         }),
         deadline,
       ]);
+      this.noteStamps(stamps);
       this.countCommands(result.enqueued, 'enqueued');
       this.countCommands(result.duplicates, 'duplicate');
       for (const q of quarantined) this.count(q.source, 'unknown', 'quarantined', q.events ?? 1);

@@ -8,7 +8,7 @@
 -- KEYS[1] user not-before   KEYS[2] user index
 -- ARGV[1] cutoff ms (sessions issued at or before it go) or '' (then Redis time: "now")
 -- ARGV[2] minimum lifetime of the stamp in ms
--- ARGV[3] most entries deleted here (0: the stamp alone)   ARGV[4] key prefix of the user's session records
+-- ARGV[3] most entries deleted here   ARGV[4] key prefix of the user's session records
 -- ARGV[5] key prefix of the user's cached-token records
 -- The session and token records are not in KEYS (they are known only once the index is read), but they share
 -- KEYS[2]'s hash tag by construction, so they live in the same slot on the same node. (While that slot

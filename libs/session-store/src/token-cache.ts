@@ -45,6 +45,15 @@ export type TokenLookup =
   | { state: 'miss'; failed?: string };
 
 const DEFAULT_TAGS_KEPT = 10_000;
+const NO_HINT: { userId?: string } = Object.freeze({});
+
+/** Where a token's record lives: its user's tag and the three keys a read takes, built once. */
+interface Place {
+  readonly tag: string;
+  readonly record: string;
+  readonly notBefore: string;
+  readonly idpNotBefore: string;
+}
 const REASON = /^[a-z_]{1,64}$/;
 
 /**
@@ -57,8 +66,8 @@ const REASON = /^[a-z_]{1,64}$/;
  * the authority: a guess only saves the round trip when it is right.
  */
 export class TokenCache {
-  /** Token hash -> user tag, oldest first; bounded. */
-  private readonly tags = new Map<string, string>();
+  /** Token hash -> where its record lives, oldest first; bounded. */
+  private readonly places = new Map<string, Place>();
   private readonly tagsKept: number;
 
   constructor(
@@ -70,7 +79,7 @@ export class TokenCache {
 
   /** Whether this process remembers where the token's record lives (a read then needs no hint). */
   remembers(ref: TokenRef): boolean {
-    return this.tags.has(ref.hash);
+    return this.places.has(ref.hash);
   }
 
   /** The user tag a token's record would live under: the routing part of the cache, no secret. */
@@ -103,6 +112,7 @@ export class TokenCache {
           : undefined;
     const { keys, scripts } = this.core;
     const tag = keys.userTag(userId);
+    const place = this.placeOf(tag, ref.hash);
     const idpHash = idpSessionId === undefined ? '' : secretHash(idpSessionId);
     const outside = await this.core.indexOutside(
       idpHash ? { hash: idpHash, member: keys.idpTokenMember(tag, ref.hash) } : undefined,
@@ -112,10 +122,10 @@ export class TokenCache {
     );
     const iat = (await this.core.mapErrors(
       scripts.cacheToken(
-        keys.token(tag, ref.hash),
-        keys.notBefore(tag),
+        place.record,
+        place.notBefore,
         keys.userIndex(tag),
-        keys.idpNotBefore(tag),
+        place.idpNotBefore,
         userId,
         issuedAt ?? '',
         expiresAt,
@@ -128,7 +138,7 @@ export class TokenCache {
     )) as string;
     // After the record: a pointer without its record is a miss, never a wrong answer.
     await this.core.redis.set(keys.tokenPointer(ref.hash), tag, 'PXAT', cacheUntil);
-    this.remember(ref.hash, tag);
+    this.remember(ref.hash, place);
     return { issuedAt: Number(iat), expiresAt };
   }
 
@@ -139,18 +149,18 @@ export class TokenCache {
    * one costs a round trip, never the entry; a forged one cannot reach another token's entry (the
    * record's key is the token's own hash).
    */
-  read(ref: TokenRef, hint: { userId?: string } = {}): Promise<TokenLookup> {
+  read(ref: TokenRef, hint: { userId?: string } = NO_HINT): Promise<TokenLookup> {
     // A hit is the hot path of every verification: a promise chain, not nested async functions (each
-    // level a promise and a turn more, about 1 µs of client CPU a hit).
+    // level a promise and a turn more, about 1 µs of client CPU a hit), and the keys of a remembered
+    // token built when it was remembered.
     // Its synchronous part (a client may throw rather than reject, e.g. a cluster with no node for the
     // slot) rejects, as an async function's would, so the verifier's Redis-down handling sees it.
     try {
-      let guess = this.tags.get(ref.hash);
-      if (guess === undefined && hint.userId !== undefined && hint.userId.length > 0)
-        guess = this.tagOf(hint.userId);
-      if (guess === undefined) return this.readElsewhere(ref, undefined);
-      const tag = guess;
-      return this.readAt(tag, ref).then((found) => found ?? this.readElsewhere(ref, tag));
+      const known = this.places.get(ref.hash);
+      if (known !== undefined) return this.readAt(known, ref, true);
+      if (hint.userId !== undefined && hint.userId.length > 0)
+        return this.readAt(this.placeOf(this.tagOf(hint.userId), ref.hash), ref, true);
+      return this.readElsewhere(ref, undefined);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -165,7 +175,7 @@ export class TokenCache {
       this.core.redis.get(this.core.keys.tokenFailure(ref.hash)),
     ]);
     if (pointer && pointer !== guess) {
-      const found = await this.readAt(pointer, ref);
+      const found = await this.readAt(this.placeOf(pointer, ref.hash), ref, false);
       if (found) return found;
     }
     return failed ? { state: 'miss', failed } : { state: 'miss' };
@@ -234,15 +244,20 @@ export class TokenCache {
     await this.core.scripts.releaseFlight(this.core.keys.tokenFlight(ref.hash), owner);
   }
 
-  private readAt(tag: string, ref: TokenRef): Promise<TokenLookup | null> {
-    const { keys, scripts } = this.core;
+  /**
+   * The record at `place`, checked against the stamps there. Found nothing: with `orElsewhere`, what
+   * the pointer says (readElsewhere, in the same `then`, so a hit costs one promise here), else null.
+   */
+  private readAt(place: Place, ref: TokenRef, orElsewhere: true): Promise<TokenLookup>;
+  private readAt(place: Place, ref: TokenRef, orElsewhere: false): Promise<TokenLookup | null>;
+  private readAt(place: Place, ref: TokenRef, orElsewhere: boolean): Promise<TokenLookup | null> {
     // Called inside `read`'s try and from an async function: a synchronous throw rejects either way.
-    return scripts
-      .getToken(keys.token(tag, ref.hash), keys.notBefore(tag), keys.idpNotBefore(tag))
-      .then((reply) => {
+    return this.core.scripts
+      .getToken(place.record, place.notBefore, place.idpNotBefore)
+      .then((reply): TokenLookup | null | Promise<TokenLookup> => {
         const json = reply as string | 0 | null;
-        if (json === null) return null;
-        this.remember(ref.hash, tag);
+        if (json === null) return orElsewhere ? this.readElsewhere(ref, place.tag) : null;
+        this.remember(ref.hash, place);
         if (json === 0) return { state: 'revoked' };
         const [userId, issuedAt, expiresAt, claims] = JSON.parse(json) as [
           string,
@@ -254,12 +269,23 @@ export class TokenCache {
       });
   }
 
+  /** The keys of token `hash`'s record under user `tag`. */
+  private placeOf(tag: string, hash: string): Place {
+    const { keys } = this.core;
+    return {
+      tag,
+      record: keys.token(tag, hash),
+      notBefore: keys.notBefore(tag),
+      idpNotBefore: keys.idpNotBefore(tag),
+    };
+  }
+
   /** Where the token's record was found: a memory proved stale by the pointer is replaced. */
-  private remember(hash: string, tag: string): void {
-    if (this.tagsKept === 0 || this.tags.get(hash) === tag) return;
-    this.tags.delete(hash);
-    if (this.tags.size >= this.tagsKept) this.tags.delete(this.tags.keys().next().value!);
-    this.tags.set(hash, tag);
+  private remember(hash: string, place: Place): void {
+    if (this.tagsKept === 0 || this.places.get(hash)?.tag === place.tag) return;
+    this.places.delete(hash);
+    if (this.places.size >= this.tagsKept) this.places.delete(this.places.keys().next().value!);
+    this.places.set(hash, place);
   }
 }
 

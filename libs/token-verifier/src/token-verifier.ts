@@ -140,7 +140,7 @@ export class TokenVerifier {
       shape = this.cache.remembers(ref) ? undefined : this.shapeOf(token);
       if (shape === 'unknown_issuer') return Promise.resolve(this.inactive('none', 'unknown_issuer'));
       const hint = shape?.jwt?.[shape.issuer!.userClaim];
-      read = this.cache.read(ref, typeof hint === 'string' ? { userId: hint } : {});
+      read = this.cache.read(ref, typeof hint === 'string' ? { userId: hint } : undefined);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 
@@ -82,6 +83,22 @@ export class LuaFolder {
       calls[name] = (client[command] as ScriptCall).bind(redis);
     }
     return calls;
+  }
+
+  /**
+   * Script `name`, of three KEYS and no ARGV, called by EVALSHA straight: for the hottest reads, since
+   * ioredis's defined commands wrap every call (a closure, a second promise, the arguments copied
+   * twice), about 0.3 µs of client CPU a call. A Redis without the script (restarted, flushed, failed
+   * over) answers NOSCRIPT, and that call is sent again as EVAL, which loads it for the next ones.
+   */
+  readOf3(redis: Redis | Cluster, name: string): (a: Arg, b: Arg, c: Arg) => Promise<unknown> {
+    const lua = this.source(name);
+    const sha = createHash('sha1').update(lua).digest('hex');
+    return (a, b, c) =>
+      redis.evalsha(sha, 3, a, b, c).catch((err: unknown) => {
+        if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return redis.eval(lua, 3, a, b, c);
+        throw err;
+      });
   }
 
   private read(path: string): string {

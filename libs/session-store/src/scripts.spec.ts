@@ -1,6 +1,18 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { deletePrefix, testRedis, uniquePrefix } from '../../../test/support/redis.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import {
+  deletePrefix,
+  freePorts,
+  startRedisServer,
+  testRedis,
+  uniquePrefix,
+} from '../../../test/support/redis.js';
+import { SessionStore } from './session-store.js';
 import { scriptSources, withIncludes } from './scripts.js';
 
 const LUA = new URL('./lua/', import.meta.url);
@@ -34,6 +46,35 @@ describe('Lua scripts and their includes', () => {
     }
     const revokeUser = sources.find(([name]) => name === 'revokeUser')![1];
     expect(revokeUser).toContain('local function raiseStamp(');
+  });
+
+  it('the direct reads (getSession, getToken) load their script again when Redis has lost it', async () => {
+    // A Redis of its own: SCRIPT FLUSH would take every other suite's scripts from the shared one.
+    const [port] = await freePorts(1);
+    const dir = mkdtempSync(join(tmpdir(), 'scripts-flush-'));
+    const server = await startRedisServer(port!, dir);
+    const own = new Redis({ port: port!, maxRetriesPerRequest: 1 });
+    try {
+      const store = new SessionStore({ redis: own, tagSecret: 'scripts-spec-tag-secret-0123' });
+      const { sessionId } = await store.createSession({ userId: 'flushed', ttlSeconds: 60 });
+      await store.cacheToken('flushed-token', { userId: 'flushed', expiresAt: Date.now() + 60_000 });
+      for (let i = 0; i < 2; i++) {
+        expect(await own.script('FLUSH')).toBe('OK');
+        expect((await store.getSession(sessionId))?.userId).toBe('flushed');
+        expect((await store.getCachedToken('flushed-token'))?.userId).toBe('flushed');
+        // Loaded again by the EVAL: the next reads are EVALSHA hits.
+        const sources = scriptSources().filter(([name]) => name === 'getSession' || name === 'getToken');
+        const shas = sources.map(([, lua]) => createHash('sha1').update(lua).digest('hex'));
+        expect(await own.script('EXISTS', ...shas)).toEqual([1, 1]);
+      }
+      // And the reloaded script still refuses what a stamp covers.
+      await store.revokeUser('flushed');
+      expect(await store.getSession(sessionId)).toBeNull();
+    } finally {
+      own.disconnect();
+      server.process.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads Redis time only in include/redis-now.lua: every script and include that needs it pastes that', () => {

@@ -45,7 +45,12 @@ export const scriptSources = (): [ScriptName, string][] =>
 const COMMAND_PREFIX = 'sessionStore_';
 
 /** Registers the scripts on the client, under names prefixed `sessionStore_` (see LuaFolder.define). */
-export const defineScripts = (redis: RedisClient): Scripts => lua.define(redis, COMMAND_PREFIX, SCRIPTS);
+export const defineScripts = (redis: RedisClient): Scripts => ({
+  ...lua.define(redis, COMMAND_PREFIX, SCRIPTS),
+  // The two reads every request of an application makes: EVALSHA without ioredis's wrapper.
+  getSession: lua.readOf3(redis, 'getSession'),
+  getToken: lua.readOf3(redis, 'getToken'),
+});
 
 /** The command a script is defined as on the client, and so on its pipelines too (ioredis defineCommand). */
 export const scriptCommand = (name: ScriptName): string => `${COMMAND_PREFIX}${name}`;

@@ -67,6 +67,35 @@ function contract(
       await done();
     });
 
+    it('reads a record cached before the ready answer was kept (fields of their own), stamps still checked', async () => {
+      // What an earlier version wrote: uid, iat, exp and c, no 'j'. Such records live at most
+      // maxTtlSeconds after an upgrade; until then they must read as they did.
+      const userId = user();
+      const ref = tokenRef(token());
+      const tag = store.keys.userTag(userId);
+      const key = store.keys.token(tag, ref.hash);
+      const expiresAt = inAMinute();
+      const issuedAt = Date.now() - 1000;
+      await redis.hset(
+        key,
+        'uid',
+        userId,
+        'iat',
+        String(issuedAt),
+        'exp',
+        String(expiresAt),
+        'c',
+        '{"scope":"a b"}',
+      );
+      await redis.pexpireat(key, expiresAt);
+      expect(await store.tokens.read(ref, { userId })).toEqual({
+        state: 'hit',
+        token: { userId, issuedAt, expiresAt, claims: { scope: 'a b' } },
+      });
+      await store.revokeUser(userId, { notBefore: Date.now() });
+      expect((await store.tokens.read(ref, { userId })).state).not.toBe('hit');
+    });
+
     it('reads a cached token back with its claims, and a token never cached as a miss', async () => {
       const userId = user();
       const ref = tokenRef(token());

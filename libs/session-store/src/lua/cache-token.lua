@@ -1,7 +1,7 @@
 -- cache-token: write a verified token's record and its index entry in the user's slot, atomically,
 -- unless a not-before stamp already covers it (a token issued before its user's revocation is refused
 -- even when it verifies). Mirrors create-session.
--- KEYS[1] token record (hash)   KEYS[2] user not-before   KEYS[3] user index   KEYS[4] user IdP-session not-before (hash)
+-- KEYS[1] token record (hash: iat, ih when known, j)   KEYS[2] user not-before   KEYS[3] user index   KEYS[4] user IdP-session not-before (hash)
 -- ARGV[1] user id   ARGV[2] issuedAt ms or '' (then Redis time)   ARGV[3] the token's expiry ms
 -- ARGV[4] keep the record until (ms, at most ARGV[3])   ARGV[5] IdP-session hash or ''
 -- ARGV[6] the highest not-before kept outside this slot that covers the token (IdP session, groups) or ''
@@ -20,9 +20,12 @@ local revoked = bornRevoked(iat, KEYS[2], ARGV[6], KEYS[4], ih)
 if revoked then return redis.error_reply(revoked) end
 local siat = string.format('%.0f', iat)
 local skeep = string.format('%.0f', keep)
-local fields = { 'uid', ARGV[1], 'iat', siat, 'exp', ARGV[3] }
+-- The record: what a read checks (iat, ih) and, in 'j', what a read answers, built once here (a cached
+-- token never changes): [uid, iat, exp, claims] as one JSON text (claims as given).
+local j = '[' .. cjson.encode(ARGV[1]) .. ',' .. siat .. ',' .. ARGV[3] .. ',' ..
+  (ARGV[7] ~= '' and ARGV[7] or '{}') .. ']'
+local fields = { 'iat', siat, 'j', j }
 if ih ~= '' then table.insert(fields, 'ih'); table.insert(fields, ih) end
-if ARGV[7] ~= '' then table.insert(fields, 'c'); table.insert(fields, ARGV[7]) end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('PEXPIREAT', KEYS[1], skeep)

@@ -13,7 +13,8 @@
 //   4. worker throughput: a backlog of user revocations queued while the worker is stopped, then drained.
 //
 // First (and, with BENCH_QUICK=1, only) the table a new user would draw, from bench/user-table.ts: the
-// floor, `npm start` and separate processes, each started cold, at 1,000 single-event POSTs a second
+// floor, `npm start`, separate processes and the gateway with no worker, each started cold, at 1,000
+// single-event POSTs a second
 // (BENCH_TABLE_RATE, BENCH_TABLE_SECONDS default 13, BENCH_TABLE_WARMUP_MS default 3000).
 //
 // Env knobs: BENCH_SECONDS (the 500 / 2,000 / 5,000 runs, default 15: 30 would take the whole bench past

@@ -1,17 +1,27 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
+import { type RedisClient, SESSION_REDIS } from '#redis';
 import { SessionStore } from '#session-store';
 import { startGateway, type TestGateway } from '../support/gateway.js';
-import { deletePrefix, freePorts, REDIS_URL, startRedisServer, uniquePrefix } from '../support/redis.js';
+import {
+  deletePrefix,
+  freePorts,
+  REDIS_URL,
+  startRedisServer,
+  uniquePrefix,
+  waitFor,
+} from '../support/redis.js';
 
 // REVOKE_ON_RECEIPT: the gateway puts a user revocation in force (the user's not-before stamp) as it
 // queues the command, so the webhook's answer finds the session refused already. These gateways run no
 // worker: nothing else could have revoked anything.
+
+type Json = Record<string, unknown>;
 
 const SECRET = 'receipt-webhook-secret';
 const TAG_SECRET = 'receipt-tag-secret-0123456789';
@@ -107,17 +117,23 @@ describe('REVOKE_ON_RECEIPT: a user revocation in force when the webhook is answ
     expect(await stamps(gw, 'in_force')).toBe(2);
   });
 
-  it('stamps every user of a many-event delivery (one pipeline)', async () => {
+  it('stamps every user of a many-event delivery, and only the users', async () => {
     const gw = await gateway();
     const users = Array.from({ length: 50 }, user);
     const sessions = await Promise.all(
       users.map((userId) => store.createSession({ userId, ttlSeconds: 600 })),
     );
-    const body = JSON.stringify(users.flatMap((userId) => userLocked(userId)));
+    // And one IdP session's logout: the worker's alone (its users are found through its index).
+    const mixedFixture = (
+      JSON.parse(readFileSync('test/fixtures/pingone/batch-mixed.json', 'utf8')) as Json[]
+    ).filter((e) => (e['action'] as Json)['type'] === 'SESSION.DELETED');
+    const body = JSON.stringify([...users.flatMap((userId) => userLocked(userId)), ...mixedFixture]);
     expect((await deliver(gw, users[0]!, body)).status).toBe(200);
     for (const s of sessions) expect(await store.getSession(s.sessionId)).toBeNull();
     expect(await stamps(gw, 'in_force')).toBe(50);
-    expect(await gw.commands()).toHaveLength(50);
+    const targets = (await gw.commands()).map((c) => c.target.type);
+    expect(targets.filter((t) => t === 'user')).toHaveLength(50);
+    expect(targets.filter((t) => t === 'idp_session')).toHaveLength(1);
   });
 
   it('with REVOKE_ON_RECEIPT=false leaves the revocation to the worker', async () => {
@@ -130,27 +146,50 @@ describe('REVOKE_ON_RECEIPT: a user revocation in force when the webhook is answ
     expect(await stamps(gw, 'in_force')).toBe(0);
   });
 
-  it('queues and acknowledges the delivery when the session Redis is out of reach, and counts the stamp as missed', async () => {
+  /** A gateway whose queue is on the shared Redis and whose sessions are on a Redis of its own. */
+  async function withOwnSessionRedis(
+    test: (gw: TestGateway, sessions: Awaited<ReturnType<typeof startRedisServer>>) => Promise<void>,
+  ) {
     const [port] = await freePorts(1);
     const dir = mkdtempSync(join(tmpdir(), 'receipt-sessions-'));
     const sessions = await startRedisServer(port!, dir);
     try {
-      // The queue on the shared Redis, the sessions on a Redis of their own, which then goes away.
       const gw = await gateway({
         QUEUE_REDIS_URL: REDIS_URL,
         REDIS_URL: `redis://127.0.0.1:${port}`,
         ENQUEUE_TIMEOUT_MS: '3000',
       });
-      sessions.process.kill('SIGKILL');
-      await new Promise((r) => sessions.process.once('exit', r));
-      const dave = user();
-      expect((await deliver(gw, dave)).status).toBe(200);
-      expect((await gw.commands()).map((cmd) => cmd.target)).toEqual([{ type: 'user', userId: dave }]);
-      expect((await stamps(gw, 'failed')) + (await stamps(gw, 'late'))).toBe(1);
-      expect(await stamps(gw, 'in_force')).toBe(0);
+      await test(gw, sessions);
     } finally {
+      sessions.process.kill('SIGCONT');
       sessions.process.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  it('queues and acknowledges the delivery when the session Redis is down, the stamp counted as failed', async () => {
+    await withOwnSessionRedis(async (gw, sessions) => {
+      sessions.process.kill('SIGKILL');
+      await new Promise((r) => sessions.process.once('exit', r));
+      const client = gw.app.get<RedisClient>(SESSION_REDIS, { strict: false });
+      await waitFor(() => client.status !== 'ready', 'the gateway to see its session Redis gone');
+      const dave = user();
+      expect((await deliver(gw, dave)).status).toBe(200);
+      expect((await gw.commands()).map((cmd) => cmd.target)).toEqual([{ type: 'user', userId: dave }]);
+      expect(await stamps(gw, 'failed')).toBe(1);
+      expect((await stamps(gw, 'in_force')) + (await stamps(gw, 'late'))).toBe(0);
+    });
+  });
+
+  it('answers within its deadline when the session Redis hangs, the stamp counted as late', async () => {
+    await withOwnSessionRedis(async (gw, sessions) => {
+      sessions.process.kill('SIGSTOP'); // connected, and answers nothing
+      const erin = user();
+      // 200, not the 503 of a missed deadline: the stamp had half of ENQUEUE_TIMEOUT_MS.
+      expect((await deliver(gw, erin)).status).toBe(200);
+      expect((await gw.commands()).map((cmd) => cmd.target)).toEqual([{ type: 'user', userId: erin }]);
+      expect(await stamps(gw, 'late')).toBe(1);
+      expect((await stamps(gw, 'in_force')) + (await stamps(gw, 'failed'))).toBe(0);
+    });
   });
 });

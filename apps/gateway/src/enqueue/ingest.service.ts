@@ -4,7 +4,7 @@ import type { Queue } from 'bullmq';
 import { APP_CONFIG, type AppConfig } from '#config';
 import { SSF_EVENTS } from '#identity-events';
 import { RevokerMetrics } from '#metrics';
-import { QUEUE_REDIS, type RedisClient, waitForReplicas } from '#redis';
+import { QUEUE_REDIS, type RedisClient, SESSION_REDIS, waitForReplicas } from '#redis';
 import {
   producerOptions,
   Quarantine,
@@ -20,6 +20,7 @@ import { SessionStore } from '#session-store';
 import { RedisUnavailableException } from '../http/redis-unavailable.js';
 
 type StampOutcome = 'in_force' | 'failed' | 'late';
+const STAMP_WARNING_EVERY_MS = 60_000;
 
 /**
  * The one way into the queue for every source: store what must be kept (commands, quarantined
@@ -34,8 +35,9 @@ export class IngestService {
   /** Where user revocations are put in force on receipt (REVOKE_ON_RECEIPT), or null. */
   private readonly stamper: SessionStore | null;
   private readonly log = new Logger('Ingest');
-  /** Whether the last acknowledged delivery's stamps missed (so the warning is said once a spell). */
-  private stampsMissed = false;
+  /** When the last warning of missed receipt stamps was said, and how many missed since. */
+  private lastStampWarning = -Infinity;
+  private missedSinceWarning = 0;
 
   constructor(
     @InjectQueue(REVOCATION_QUEUE) queue: Queue,
@@ -46,8 +48,13 @@ export class IngestService {
     private readonly keys: QueueKeys,
     private readonly metrics: RevokerMetrics,
     @Inject(SessionStore) store: SessionStore | null,
+    @Inject(SESSION_REDIS) private readonly sessionRedis: RedisClient | null,
   ) {
     this.stamper = config.revokeOnReceipt ? store : null;
+    if (config.revokeOnReceipt && !store)
+      this.log.warn(
+        'REVOKE_ON_RECEIPT is on, but this gateway has no SESSION_TAG_SECRET: revocations wait for the worker',
+      );
     this.producer = new RevocationProducer(queue, redis, producerOptions(config));
     this.urgentProducer = new RevocationProducer(urgentQueue, redis, producerOptions(config));
     this.knownTypes = new Set([
@@ -117,6 +124,10 @@ export class IngestService {
     if (!store) return null;
     const users = commands.filter((c) => c.target.type === 'user');
     if (users.length === 0) return null;
+    // A client that is not connected would hold the stamps in its offline queue (a Cluster's, for
+    // as long as the outage lasts) and every delivery would wait for `waitMs`: they are left to the
+    // jobs at once instead.
+    if (this.sessionRedis?.status !== 'ready') return Promise.resolve(users.map(() => 'failed'));
     // One pipeline for the whole delivery on a single Redis: a 100-event delivery is one write.
     const stamps = store
       .stampUsers(
@@ -134,26 +145,26 @@ export class IngestService {
   }
 
   /**
-   * Counts an acknowledged delivery's stamps, and says once (until stamps succeed again) that some
-   * were not in force on receipt: their jobs put them in force instead, as without REVOKE_ON_RECEIPT.
+   * Counts an acknowledged delivery's stamps, and warns (at most once a minute, however the misses
+   * come: an outage, or one master of a Cluster out) that some were not in force on receipt: their
+   * jobs put them in force instead, as without REVOKE_ON_RECEIPT.
    */
   private noteStamps(outcomes: StampOutcome[] | null): void {
     if (!outcomes) return;
     const missed = outcomes.filter((outcome) => outcome !== 'in_force').length;
     if (missed < outcomes.length)
       this.metrics.receiptStamps.inc({ outcome: 'in_force' }, outcomes.length - missed);
-    if (missed === 0) {
-      if (this.stampsMissed) this.log.log('receipt stamps: user revocations are in force on receipt again');
-      this.stampsMissed = false;
-      return;
-    }
+    if (missed === 0) return;
     // Late is all of them or none (one pipeline); else the missed ones failed.
     this.metrics.receiptStamps.inc({ outcome: outcomes[0] === 'late' ? 'late' : 'failed' }, missed);
-    if (this.stampsMissed) return;
-    this.stampsMissed = true;
+    this.missedSinceWarning += missed;
+    const now = Date.now();
+    if (now - this.lastStampWarning < STAMP_WARNING_EVERY_MS) return;
+    this.lastStampWarning = now;
     this.log.warn(
-      `receipt stamps: ${missed} of ${outcomes.length} user revocations of an acknowledged delivery were not in force on receipt (session Redis failed or slow); their jobs put them in force instead. Not said again until stamps succeed`,
+      `receipt stamps: ${this.missedSinceWarning} user revocations of acknowledged deliveries were not in force on receipt (session Redis unreachable or slow); their jobs put them in force instead`,
     );
+    this.missedSinceWarning = 0;
   }
 
   async accept(
@@ -166,16 +177,21 @@ export class IngestService {
       timer = setTimeout(() => reject(new Error('enqueue deadline passed')), this.config.enqueueTimeoutMs);
     });
     try {
-      const [result, , stamps] = await Promise.race([
+      const [[result], stamps] = await Promise.race([
         Promise.all([
-          (options.urgent ? this.urgentProducer : this.producer).enqueue(commands, options),
-          quarantined.length > 0 ? this.quarantine.add(quarantined, options.receivedAt ?? Date.now()) : null,
-          // Half the delivery's deadline, so that a slow session Redis cannot make it miss its own.
+          Promise.all([
+            (options.urgent ? this.urgentProducer : this.producer).enqueue(commands, options),
+            quarantined.length > 0
+              ? this.quarantine.add(quarantined, options.receivedAt ?? Date.now())
+              : null,
+          ]).then(async (stored) => {
+            await this.waitForReplicas();
+            return stored;
+          }),
+          // Beside the queue's writes and their WAIT, not before it; within half the delivery's
+          // deadline, so that a slow session Redis cannot make the delivery miss its own.
           this.stampOnReceipt(commands, Math.floor(this.config.enqueueTimeoutMs / 2)),
-        ]).then(async (stored) => {
-          await this.waitForReplicas();
-          return stored;
-        }),
+        ]),
         deadline,
       ]);
       this.noteStamps(stamps);

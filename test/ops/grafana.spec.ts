@@ -132,6 +132,7 @@ describe('deploy/grafana/session-revoker.json', () => {
       'session_revoker_http_request_duration_seconds_count',
       'session_revoker_http_request_duration_seconds_bucket',
       'session_revoker_admin_auth_failures_total',
+      'session_revoker_receipt_stamps_total',
     ])
       expect(used).toContain(name);
     const exprs = targets.map((t) => t.expr ?? '').join('\n');

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { AppConfig } from '#config';
 import { parsePingOneBody, pingOneWarmUpBody } from '#identity-events';
 import { RevokerMetrics } from '#metrics';
-import { QUEUE_REDIS, type RedisClient } from '#redis';
+import { QUEUE_REDIS, type RedisClient, SESSION_REDIS } from '#redis';
 import {
   commandId,
   describeWarmUp,
@@ -19,6 +19,7 @@ import {
   untilWarm,
   type WarmUpReport,
 } from '#revocation';
+import { SessionStore } from '#session-store';
 
 /** Deliveries per warm-up batch, and in flight at once. */
 const WARM_UP_BATCH = 250;
@@ -151,8 +152,14 @@ export async function warmUpGateway(
     await queue.close().catch(() => undefined);
     for (let i = 0; i < marks.length; i += 500)
       await redis.del(...marks.slice(i, i + 500).map((id) => keys.dedup(id))).catch(() => undefined);
+    // Their receipt stamps (REVOKE_ON_RECEIPT) are of the warm-up's own user, a user no one is: gone too.
+    const store = app.get(SessionStore, { strict: false }) as SessionStore | null;
+    const sessionRedis = app.get<RedisClient | null>(SESSION_REDIS, { strict: false });
+    if (store && sessionRedis)
+      await sessionRedis.del(store.keys.notBefore(store.keys.userTag(userId))).catch(() => undefined);
     // Nothing else counts these before the gateway listens: what they hold is the warm-up's.
     metrics.eventsReceived.reset();
     metrics.httpDuration.reset();
+    metrics.receiptStamps.reset();
   }
 }

@@ -96,6 +96,7 @@ describe('Lua scripts and their includes', () => {
         'saveExpressSession',
         'stampIndex',
         'stampUser',
+        'stampUsers',
         'touchSession',
       ].sort(),
     );

@@ -11,6 +11,7 @@ const SCRIPTS = {
   touchSession: 4,
   revokeUser: 2,
   stampUser: 2,
+  stampUsers: -1,
   deleteEntries: -1,
   revokeHandle: 2,
   indexMember: 2,
@@ -51,9 +52,6 @@ export const defineScripts = (redis: RedisClient): Scripts => ({
   getSession: lua.readOf3(redis, 'getSession'),
   getToken: lua.readOf3(redis, 'getToken'),
 });
-
-/** The command a script is defined as on the client, and so on its pipelines too (ioredis defineCommand). */
-export const scriptCommand = (name: ScriptName): string => `${COMMAND_PREFIX}${name}`;
 
 /** The codes the scripts' errors start with: `redis.error_reply('<CODE> <message>')`. */
 export const LUA_ERROR_CODES = ['REVOKED', 'EXPIRED'] as const;

@@ -255,20 +255,23 @@ function contract(
     });
 
     it('stampUsers stamps each user of a batch, and a bad entry fails alone', async () => {
-      const users = [user(), user(), user()];
+      // More than one script's worth (100) on a single Redis.
+      const users = Array.from({ length: 150 }, user);
       const t0 = Date.now() - 60_000;
       const sessions = await Promise.all(
         users.map((userId) => store.createSession({ userId, ttlSeconds: 600, issuedAt: t0 })),
       );
       const other = await store.createSession({ userId: user(), ttlSeconds: 600, issuedAt: t0 });
+      const stamped = users.map((userId) => ({ userId, notBefore: t0 + 10_000 }));
       const outcomes = await store.stampUsers([
-        ...users.map((userId) => ({ userId, notBefore: t0 + 10_000 })),
+        ...stamped.slice(0, 70),
         { userId: '', notBefore: t0 },
+        ...stamped.slice(70),
       ]);
-      expect(outcomes.slice(0, 3)).toEqual(
+      expect(outcomes.filter((_, i) => i !== 70)).toEqual(
         users.map(() => ({ status: 'fulfilled', value: t0 + 10_000 + 5_000 + 1 })),
       );
-      expect(outcomes[3]).toMatchObject({ status: 'rejected', reason: expect.any(InvalidArgumentError) });
+      expect(outcomes[70]).toMatchObject({ status: 'rejected', reason: expect.any(InvalidArgumentError) });
       for (const s of sessions) expect(await store.getSession(s.sessionId)).toBeNull();
       expect(await store.getSession(other.sessionId)).not.toBeNull();
       expect(await store.stampUsers([])).toEqual([]);

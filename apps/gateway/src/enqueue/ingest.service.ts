@@ -128,7 +128,7 @@ export class IngestService {
     // as long as the outage lasts) and every delivery would wait for `waitMs`: they are left to the
     // jobs at once instead.
     if (this.sessionRedis?.status !== 'ready') return Promise.resolve(users.map(() => 'failed'));
-    // One pipeline for the whole delivery on a single Redis: a 100-event delivery is one write.
+    // On a single Redis one script a hundred users (stampUsers): a 100-event delivery is one command.
     const stamps = store
       .stampUsers(
         users.map((c) => ({ userId: (c.target as { userId: string }).userId, notBefore: c.notBefore })),
@@ -155,7 +155,7 @@ export class IngestService {
     if (missed < outcomes.length)
       this.metrics.receiptStamps.inc({ outcome: 'in_force' }, outcomes.length - missed);
     if (missed === 0) return;
-    // Late is all of them or none (one pipeline); else the missed ones failed.
+    // Late is all of them or none (one race for the delivery); else the missed ones failed.
     this.metrics.receiptStamps.inc({ outcome: outcomes[0] === 'late' ? 'late' : 'failed' }, missed);
     this.missedSinceWarning += missed;
     const now = Date.now();

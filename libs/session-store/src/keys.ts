@@ -1,4 +1,5 @@
 import { createHmac, hash } from 'node:crypto';
+import { BoundedMemo } from './bounded-memo.js';
 
 /** Base64url of the first 16 bytes of a digest: 22 characters, 128 bits. */
 const short = (digest: Buffer): string => digest.subarray(0, 16).toString('base64url');
@@ -41,13 +42,12 @@ export class KeySpace {
     private readonly tagSecret: string,
   ) {}
 
-  private readonly tags = new Map<string, string>();
+  private readonly tags = new BoundedMemo<string>(TAGS_KEPT);
 
   userTag(userId: string): string {
     let tag = this.tags.get(userId);
     if (tag === undefined) {
       tag = short(createHmac('sha256', this.tagSecret).update(userId).digest());
-      if (this.tags.size >= TAGS_KEPT) this.tags.delete(this.tags.keys().next().value!);
       this.tags.set(userId, tag);
     }
     return tag;

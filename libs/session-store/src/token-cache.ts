@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { BoundedMemo } from './bounded-memo.js';
 import { InvalidArgumentError } from './errors.js';
 import { secretHash, TOKEN_FAILURE_BUCKETS } from './keys.js';
 import type { StoreCore } from './store-core.js';
@@ -67,14 +68,13 @@ const REASON = /^[a-z_]{1,64}$/;
  */
 export class TokenCache {
   /** Token hash -> where its record lives, oldest first; bounded. */
-  private readonly places = new Map<string, Place>();
-  private readonly tagsKept: number;
+  private readonly places: BoundedMemo<Place>;
 
   constructor(
     private readonly core: StoreCore,
     options: { tagsKept?: number } = {},
   ) {
-    this.tagsKept = Math.max(0, options.tagsKept ?? DEFAULT_TAGS_KEPT);
+    this.places = new BoundedMemo(Math.max(0, options.tagsKept ?? DEFAULT_TAGS_KEPT));
   }
 
   /** Whether this process remembers where the token's record lives (a read then needs no hint). */
@@ -282,10 +282,7 @@ export class TokenCache {
 
   /** Where the token's record was found: a memory proved stale by the pointer is replaced. */
   private remember(hash: string, place: Place): void {
-    if (this.tagsKept === 0 || this.places.get(hash)?.tag === place.tag) return;
-    this.places.delete(hash);
-    if (this.places.size >= this.tagsKept) this.places.delete(this.places.keys().next().value!);
-    this.places.set(hash, place);
+    if (this.places.get(hash)?.tag !== place.tag) this.places.set(hash, place);
   }
 }
 

@@ -219,9 +219,11 @@ async function runMode(mode: Mode, redisPort: number, options: TableOptions): Pr
     probeRedis.disconnect();
   }
   const after = new Samples();
-  let coldWorst = 0;
+  // NaN (printed '-') when no probe of the window read null: nothing was revoked (the 'no worker'
+  // mode with REVOKE_ON_RECEIPT=false).
+  let coldWorst = NaN;
   for (const [at, delay] of prober.results) {
-    if (at < options.warmupMs) coldWorst = Math.max(coldWorst, delay);
+    if (at < options.warmupMs) coldWorst = Number.isNaN(coldWorst) ? delay : Math.max(coldWorst, delay);
     else after.push(delay);
   }
   const afterSorted = after.sorted();
@@ -257,7 +259,8 @@ export async function runUserTable(options: TableOptions): Promise<TableRow[]> {
     await redisServer.stop();
   }
   const floor = rows[0]!;
-  const ratio = (v: number, base: number) => `${ms(v)} (${(v / base).toFixed(2)}x)`;
+  const ratio = (v: number, base: number) =>
+    Number.isFinite(v / base) ? `${ms(v)} (${(v / base).toFixed(2)}x)` : ms(v);
   const header = [
     `at ${options.rate}/s, ${options.seconds} s, 1 event per POST`,
     'sent -> unreadable p50',
@@ -269,7 +272,11 @@ export async function runUserTable(options: TableOptions): Promise<TableRow[]> {
   ];
   const table = rows.map((r) => [
     r.mode,
-    r === floor ? ms(r.p50) : `${ms(r.p50)} (+${ms(r.p50 - floor.p50)})`,
+    r === floor
+      ? ms(r.p50)
+      : r.unresolved > 0
+        ? `${ms(r.p50)} (${r.unresolved} never unreadable)`
+        : `${ms(r.p50)} (${r.p50 >= floor.p50 ? '+' : ''}${ms(r.p50 - floor.p50)})`,
     r === floor ? ms(r.p99) : ratio(r.p99, floor.p99),
     r === floor ? ms(r.coldWorst) : ratio(r.coldWorst, floor.coldWorst),
     r === floor ? ms(r.coldAnswerWorst) : ratio(r.coldAnswerWorst, floor.coldAnswerWorst),

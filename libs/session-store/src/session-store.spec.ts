@@ -1,8 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { Cluster, Redis } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   deletePrefix,
+  freePorts,
   startCluster,
+  startRedisServer,
   testRedis,
   uniquePrefix,
   waitFor,
@@ -275,6 +280,18 @@ function contract(
       for (const s of sessions) expect(await store.getSession(s.sessionId)).toBeNull();
       expect(await store.getSession(other.sessionId)).not.toBeNull();
       expect(await store.stampUsers([])).toEqual([]);
+    });
+
+    it('stampUsers: a stamp Redis refuses fails alone, the others of its batch go', async () => {
+      const [a, b, c] = [user(), user(), user()];
+      // b's stamp key holds a hash: its GET fails with WRONGTYPE.
+      await redis.hset(store.keys.notBefore(store.keys.userTag(b)), 'not', 'a stamp');
+      const outcomes = await store.stampUsers([a, b, c].map((userId) => ({ userId, notBefore: Date.now() })));
+      expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      const session = await store
+        .createSession({ userId: a, ttlSeconds: 60, issuedAt: Date.now() - 60_000 })
+        .catch((e: unknown) => e);
+      expect(session).toBeInstanceOf(SessionRevokedError);
     });
 
     it('revokes a user who holds a few sessions in one round trip', async () => {
@@ -599,6 +616,33 @@ describe('revokeUser clean-up, every script call watched with MONITOR (invariant
       monitor.disconnect();
       await deletePrefix(redis, prefix);
       redis.disconnect();
+    }
+  });
+});
+
+describe('stampUsers on a cluster-mode server reached as a single Redis (a proxy, one shard)', () => {
+  it('falls back to one call per user when the server refuses a script over many slots', async () => {
+    const [port] = await freePorts(1);
+    const dir = mkdtempSync(join(tmpdir(), 'stamp-one-shard-'));
+    const server = await startRedisServer(port!, dir, [
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      `nodes-${port}.conf`,
+    ]);
+    const redis = new Redis({ port: port!, maxRetriesPerRequest: 1 });
+    try {
+      await redis.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+      await waitFor(async () => (await redis.cluster('INFO')).includes('cluster_state:ok'), 'the one shard');
+      const store = new SessionStore({ redis, tagSecret: TAG_SECRET, clockSkewMs: 0 });
+      const users = ['shard-a', 'shard-b', 'shard-c'];
+      const t0 = Date.now() - 60_000;
+      const outcomes = await store.stampUsers(users.map((userId) => ({ userId, notBefore: t0 })));
+      expect(outcomes).toEqual(users.map(() => ({ status: 'fulfilled', value: t0 + 1 })));
+    } finally {
+      redis.disconnect();
+      server.process.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

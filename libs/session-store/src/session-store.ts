@@ -335,32 +335,49 @@ export class SessionStore {
       }
     });
     const { scripts, redis } = this.#core;
-    const batches: Promise<string[]>[] = [];
-    if ('nodes' in redis)
-      for (const [nb, index, cutoff] of calls)
-        batches.push(scripts.stampUser(nb, index, cutoff, this.retentionMs).then((s) => [s as string]));
+    const one = ([nb, index, cutoff]: [string, string, number]) =>
+      scripts.stampUser(nb, index, cutoff, this.retentionMs).then((stamp) => stamp as string);
+    const batches: Promise<(string | null)[]>[] = [];
+    if ('nodes' in redis) for (const call of calls) batches.push(one(call).then((stamp) => [stamp]));
     else
       for (let i = 0; i < calls.length; i += STAMPS_PER_SCRIPT) {
         const batch = calls.slice(i, i + STAMPS_PER_SCRIPT);
         batches.push(
-          scripts.stampUsers(
-            batch.length * 2,
-            ...batch.flatMap(([nb, index]) => [nb, index]),
-            this.retentionMs,
-            ...batch.map(([, , cutoff]) => cutoff),
-          ) as Promise<string[]>,
+          (
+            scripts.stampUsers(
+              batch.length * 2,
+              ...batch.flatMap(([nb, index]) => [nb, index]),
+              this.retentionMs,
+              ...batch.map(([, , cutoff]) => cutoff),
+            ) as Promise<(string | null)[]>
+          ).then(
+            (stamps) => {
+              if (stamps.length !== batch.length) throw new Error('stamp-users answered the wrong count');
+              return stamps;
+            },
+            // A server that shards behind one address (a proxy, a cluster-mode server reached as a
+            // single Redis) refuses keys of many slots in one script: one call each, then.
+            (err: unknown) => {
+              if (err instanceof Error && err.message.startsWith('CROSSSLOT'))
+                return Promise.all(batch.map((call) => one(call)));
+              throw err;
+            },
+          ),
         );
       }
-    const settled = await Promise.allSettled(batches);
-    const perCall = settled.flatMap((b, i) => {
-      const size = 'nodes' in redis ? 1 : Math.min(STAMPS_PER_SCRIPT, calls.length - i * STAMPS_PER_SCRIPT);
-      return b.status === 'fulfilled'
-        ? b.value.map((nb): PromiseSettledResult<number> => ({ status: 'fulfilled', value: Number(nb) }))
-        : Array.from({ length: size }, (): PromiseSettledResult<number> => ({
+    const sizes = 'nodes' in redis ? calls.map(() => 1) : batchSizes(calls.length, STAMPS_PER_SCRIPT);
+    const perCall = (await Promise.allSettled(batches)).flatMap((b, i) =>
+      b.status === 'fulfilled'
+        ? b.value.map((nb): PromiseSettledResult<number> =>
+            nb === null
+              ? { status: 'rejected', reason: new Error('the stamp failed in Redis') }
+              : { status: 'fulfilled', value: Number(nb) },
+          )
+        : Array.from({ length: sizes[i]! }, (): PromiseSettledResult<number> => ({
             status: 'rejected',
             reason: b.reason,
-          }));
-    });
+          })),
+    );
     let next = 0;
     return outcomes.map((o) => (o.status === 'rejected' ? o : perCall[next++]!));
   }
@@ -659,6 +676,10 @@ export class SessionStore {
  */
 /** Users one stamp-users call takes: about a millisecond of Redis's time. */
 const STAMPS_PER_SCRIPT = 100;
+
+/** The sizes of `total` items cut into batches of `size` (the last one the rest). */
+const batchSizes = (total: number, size: number): number[] =>
+  Array.from({ length: Math.ceil(total / size) }, (_, i) => Math.min(size, total - i * size));
 
 async function waitPast(ms: number, since: number): Promise<void> {
   // The script ran before its answer arrived (`since`), so `ms` on a monotonic clock from then is

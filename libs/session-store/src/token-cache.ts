@@ -67,7 +67,7 @@ const REASON = /^[a-z_]{1,64}$/;
  * the authority: a guess only saves the round trip when it is right.
  */
 export class TokenCache {
-  /** Token hash -> where its record lives, oldest first; bounded. */
+  /** Token hash -> where its record lives; bounded (the last `tagsKept` at least). */
   private readonly places: BoundedMemo<Place>;
 
   constructor(

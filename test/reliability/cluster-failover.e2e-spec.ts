@@ -181,20 +181,26 @@ function failoverSuite(seedChoice: 'survivor' | 'killed') {
     it('once the queue is idle again, a new delivery is still taken and applied: the worker found the new master', async () => {
       // An idle BullMQ worker waits for jobs on its own blocking connections (duplicates of the cluster
       // client), one per queue it works (revocations, priority, maintenance): those too must have
-      // followed the failover. Wait until all three block on the new master. Each reconnects through the
-      // surviving seeds on its own (the cluster's back-off, up to 2 s a try, then BullMQ's 1 s run
-      // retry); with the seed killed and a CI machine running other suites, one took over 15 s once.
+      // followed the failover. Each reconnects through the surviving seeds on its own (the cluster's
+      // back-off, up to 2 s a try, then BullMQ's 1 s run retry); with the seed killed and a CI machine
+      // running other suites, one took over 30 s twice. So the test waits for them (up to 20 s, and
+      // says how long it took), but what it asserts is the behaviour: the delivery below is applied.
       const master = await cluster.masterOf(`${QUEUE_PREFIX}:revocations:id`);
       const waitStarted = Date.now();
-      await waitFor(
-        async () =>
-          ((await cluster.node(master).client('LIST')) as string)
-            .split('\n')
-            .filter((line) => line.includes('cmd=bzpopmin')).length >= 3,
-        "the idle worker's blocking connections on the new master",
-        30_000,
+      const blocking = async () =>
+        ((await cluster.node(master).client('LIST')) as string)
+          .split('\n')
+          .filter((line) => line.includes('cmd=bzpopmin')).length;
+      const allBlocking = await waitFor(
+        async () => (await blocking()) >= 3,
+        'blocking connections',
+        20_000,
+      ).then(
+        () => true,
+        () => false,
       );
       const blockingAfterMs = Date.now() - waitStarted;
+      const blockingThen = await blocking();
       const i = POOL - 1;
       const outcome = await deliver(gateway.url, SECRET, [userDeleted(eventId(i), users[i]!, Date.now())], {
         deadlineMs: 10_000,
@@ -206,7 +212,7 @@ function failoverSuite(seedChoice: 'survivor' | 'killed') {
           (await store.getSession(sessions[i]!.sessionId)) === null &&
           (await (await job())?.getState()) === 'completed',
         'the revocation',
-        15_000,
+        45_000,
       ).then(
         () => true,
         () => false,
@@ -214,6 +220,8 @@ function failoverSuite(seedChoice: 'survivor' | 'killed') {
       const workerLog = worker.output();
       const measured = {
         blockingAfterMs,
+        allBlocking,
+        blockingThen,
         applied,
         job: (await (await job())?.getState()) ?? 'missing',
         workerErrors: (workerLog.match(/"msg":"worker of /g) ?? []).length,
@@ -221,7 +229,7 @@ function failoverSuite(seedChoice: 'survivor' | 'killed') {
       };
       console.log(`cluster failover, idle worker afterwards: ${JSON.stringify(measured)}`);
       expect(measured).toMatchObject({ applied: true, job: 'completed' });
-    }, 60_000);
+    }, 90_000);
 
     if (seedChoice === 'killed')
       it('with the seed still down, new processes start through the other seeds and do the work', async () => {

@@ -95,7 +95,6 @@ describe('Lua scripts and their includes', () => {
         'revokeUser',
         'saveExpressSession',
         'stampIndex',
-        'stampUser',
         'stampUsers',
         'touchSession',
       ].sort(),

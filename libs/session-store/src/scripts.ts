@@ -10,7 +10,6 @@ const SCRIPTS = {
   getSession: 3,
   touchSession: 4,
   revokeUser: 2,
-  stampUser: 2,
   stampUsers: -1,
   deleteEntries: -1,
   revokeHandle: 2,

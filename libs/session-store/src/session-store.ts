@@ -303,7 +303,7 @@ export class SessionStore {
   /**
    * Puts a user's revocation in force and deletes nothing: raises the not-before stamp exactly as
    * `revokeUser` with the same `notBefore` would (so every read refuses the user's earlier sessions and
-   * cached tokens from now on), in one small script (stamp-user.lua) that reads no index entry. For a caller
+   * cached tokens from now on), in one small script (stamp-users.lua) that reads no index entry. For a caller
    * that must be quick and leaves the clean-up to a `revokeUser` of the same instant, which finds the
    * stamp in place and deletes what it covers. Returns the not-before in force.
    */
@@ -314,72 +314,64 @@ export class SessionStore {
   }
 
   /**
-   * `stampUser` for many users at once. On a single Redis, one script a hundred users (stamp-users.lua:
-   * one command to build and parse instead of one each, which in a delivery of 100 events was most of
-   * the gateway's added cost); on a Cluster, one call each, concurrently (their slots are anywhere).
-   * Each user's outcome is its own: the not-before in force, or why that one failed.
+   * `stampUser` for many users at once, with stamp-users.lua: on a single Redis one call a hundred
+   * users (one command to build and parse instead of one each, which in a delivery of 100 events was
+   * most of the gateway's added cost); on a Cluster, or a server that shards behind one address
+   * (CROSSSLOT), one call a user, concurrently (their slots are anywhere). Each user's outcome is its
+   * own: the not-before in force, or why that one failed.
    */
   async stampUsers(
     revocations: readonly { userId: string; notBefore: number }[],
   ): Promise<PromiseSettledResult<number>[]> {
-    const calls: [string, string, number][] = [];
-    const outcomes: PromiseSettledResult<number>[] = revocations.map(({ userId, notBefore }) => {
-      try {
-        checkId(userId, 'userId');
-        const tag = this.keys.userTag(userId);
-        const cutoff = checkInstant(notBefore, 'notBefore') + this.clockSkewMs;
-        calls.push([this.keys.notBefore(tag), this.keys.userIndex(tag), cutoff]);
-        return { status: 'fulfilled', value: NaN }; // filled in below
-      } catch (err) {
-        return { status: 'rejected', reason: err };
-      }
-    });
-    const { scripts, redis } = this.#core;
-    const one = ([nb, index, cutoff]: [string, string, number]) =>
-      scripts.stampUser(nb, index, cutoff, this.retentionMs).then((stamp) => stamp as string);
-    const batches: Promise<(string | null)[]>[] = [];
-    if ('nodes' in redis) for (const call of calls) batches.push(one(call).then((stamp) => [stamp]));
-    else
-      for (let i = 0; i < calls.length; i += STAMPS_PER_SCRIPT) {
-        const batch = calls.slice(i, i + STAMPS_PER_SCRIPT);
-        batches.push(
-          (
-            scripts.stampUsers(
-              batch.length * 2,
-              ...batch.flatMap(([nb, index]) => [nb, index]),
-              this.retentionMs,
-              ...batch.map(([, , cutoff]) => cutoff),
-            ) as Promise<(string | null)[]>
-          ).then(
-            (stamps) => {
-              if (stamps.length !== batch.length) throw new Error('stamp-users answered the wrong count');
-              return stamps;
-            },
-            // A server that shards behind one address (a proxy, a cluster-mode server reached as a
-            // single Redis) refuses keys of many slots in one script: one call each, then.
-            (err: unknown) => {
-              if (err instanceof Error && err.message.startsWith('CROSSSLOT'))
-                return Promise.all(batch.map((call) => one(call)));
-              throw err;
-            },
-          ),
-        );
-      }
-    const sizes = 'nodes' in redis ? calls.map(() => 1) : batchSizes(calls.length, STAMPS_PER_SCRIPT);
-    const perCall = (await Promise.allSettled(batches)).flatMap((b, i) =>
-      b.status === 'fulfilled'
-        ? b.value.map((nb): PromiseSettledResult<number> =>
-            nb === null
-              ? { status: 'rejected', reason: new Error('the stamp failed in Redis') }
-              : { status: 'fulfilled', value: Number(nb) },
-          )
-        : Array.from({ length: sizes[i]! }, (): PromiseSettledResult<number> => ({
-            status: 'rejected',
-            reason: b.reason,
-          })),
+    type Stamp = [notBefore: string, index: string, cutoff: number];
+    const stamp = (batch: Stamp[]): Promise<PromiseSettledResult<number>[]> =>
+      (
+        this.#core.scripts.stampUsers(
+          batch.length * 2,
+          ...batch.flatMap(([nb, index]) => [nb, index]),
+          this.retentionMs,
+          ...batch.map(([, , cutoff]) => cutoff),
+        ) as Promise<(string | null)[]>
+      ).then(
+        (stamps) =>
+          batch.map((_, i): PromiseSettledResult<number> => {
+            const nb = stamps[i];
+            return typeof nb === 'string'
+              ? { status: 'fulfilled', value: Number(nb) }
+              : { status: 'rejected', reason: new Error('the stamp failed in Redis') };
+          }),
+        (err: unknown) =>
+          batch.length > 1 && err instanceof Error && err.message.startsWith('CROSSSLOT')
+            ? perUser(batch)
+            : batch.map((): PromiseSettledResult<number> => ({ status: 'rejected', reason: err })),
+      );
+    const perUser = async (batch: Stamp[]) => (await Promise.all(batch.map((one) => stamp([one])))).flat();
+
+    const valid: Stamp[] = [];
+    const outcomes: (PromiseSettledResult<number> | undefined)[] = revocations.map(
+      ({ userId, notBefore }) => {
+        try {
+          checkId(userId, 'userId');
+          const tag = this.keys.userTag(userId);
+          valid.push([
+            this.keys.notBefore(tag),
+            this.keys.userIndex(tag),
+            checkInstant(notBefore, 'notBefore') + this.clockSkewMs,
+          ]);
+          return undefined; // stamped below
+        } catch (err) {
+          return { status: 'rejected', reason: err };
+        }
+      },
     );
+    const batches: Promise<PromiseSettledResult<number>[]>[] = [];
+    if ('nodes' in this.#core.redis) batches.push(perUser(valid));
+    else
+      for (let i = 0; i < valid.length; i += STAMPS_PER_SCRIPT)
+        batches.push(stamp(valid.slice(i, i + STAMPS_PER_SCRIPT)));
+    const stamped = (await Promise.all(batches)).flat();
     let next = 0;
-    return outcomes.map((o) => (o.status === 'rejected' ? o : perCall[next++]!));
+    return outcomes.map((o) => o ?? stamped[next++]!);
   }
 
   /**
@@ -676,10 +668,6 @@ export class SessionStore {
  */
 /** Users one stamp-users call takes: about a millisecond of Redis's time. */
 const STAMPS_PER_SCRIPT = 100;
-
-/** The sizes of `total` items cut into batches of `size` (the last one the rest). */
-const batchSizes = (total: number, size: number): number[] =>
-  Array.from({ length: Math.ceil(total / size) }, (_, i) => Math.min(size, total - i * size));
 
 async function waitPast(ms: number, since: number): Promise<void> {
   // The script ran before its answer arrived (`since`), so `ms` on a monotonic clock from then is

@@ -16,6 +16,7 @@ import {
   waitFor,
   type TestCluster,
 } from '../../../test/support/redis.js';
+import { SessionRevokedError } from './errors.js';
 import { ExpressSessionStore, type ExpressSessionStoreOptions } from './express-session-store.js';
 import { secretHash } from './keys.js';
 import { scanKeys } from './scan.js';
@@ -507,6 +508,37 @@ describe('ExpressSessionStore with express-session', () => {
     const replay = await env.store.revokeUser(alice, { notBefore: before });
     expect(replay).toMatchObject({ revoked: 0, notBefore: now.notBefore });
     await a.get('/me').expect(200, { userId: alice });
+  });
+
+  it('a login inside the clock-skew window of a revocation waits for the stamp and is kept; one further off fails', async () => {
+    // The worker stamps an event's time plus the clock skew (here 300 ms), so a single sign-on straight
+    // after a revocation lands inside that window.
+    const skewed = new SessionStore({
+      redis: env.redis,
+      prefix: env.prefix,
+      tagSecret: TAG_SECRET,
+      clockSkewMs: 300,
+    });
+    const adapter = new ExpressSessionStore({ store: skewed });
+    const app = makeApp(adapter);
+    const alice = user('alice');
+    const { notBefore } = await skewed.revokeUser(alice, { notBefore: Date.now() });
+    const a = request.agent(app);
+    const sid = await login(a, alice);
+    await a.get('/me').expect(200, { userId: alice });
+    const iat = Number(await env.redis.hget(env.store.keys.expressSession(secretHash(sid)), 'iat'));
+    expect(iat).toBeGreaterThanOrEqual(notBefore);
+    expect(await env.indexed(alice)).toEqual([`e:${iat}:${secretHash(sid)}`]);
+
+    // A stamp a minute ahead is no skew to wait out: the save fails, and nothing is kept.
+    const bob = user('bob');
+    await skewed.revokeUser(bob, { notBefore: Date.now() + 60_000 });
+    const saved = call((cb) =>
+      adapter.set('bob-browser', { cookie: {}, userId: bob } as unknown as SessionData, cb),
+    );
+    await expect(saved).rejects.toBeInstanceOf(SessionRevokedError);
+    expect(await env.redis.exists(env.store.keys.expressSession(secretHash('bob-browser')))).toBe(0);
+    expect(await env.indexed(bob)).toEqual([]);
   });
 
   it('logout deletes the record and its index entry; an admin can list and revoke one browser', async () => {

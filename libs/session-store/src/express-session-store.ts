@@ -38,6 +38,8 @@ export class ExpressSessionStore extends session.Store {
   private readonly userOf: (s: SessionData) => unknown;
   private readonly idpOf: (s: SessionData) => unknown;
   private readonly ttlMs: number;
+  /** Longest wait for a user's not-before to pass before a login covered by it is saved again. */
+  private readonly loginWaitMs: number;
   /** The record each loaded session (data, then the Session built from it) came from. */
   private readonly origins = new WeakMap<object, Origin>();
 
@@ -47,6 +49,7 @@ export class ExpressSessionStore extends session.Store {
     this.userOf = fieldReader(options.userField ?? 'userId');
     this.idpOf = fieldReader(options.idpSessionField ?? 'idpSessionId');
     this.ttlMs = (options.ttlSeconds ?? 86_400) * 1000;
+    this.loginWaitMs = Math.min(options.store.clockSkewMs, 10_000) + 50;
   }
 
   override get(sid: string, cb: Callback<SessionData | null>): void {
@@ -147,7 +150,37 @@ export class ExpressSessionStore extends session.Store {
     return iat < Number(nb ?? 0) || iat < Number(inb ?? 0);
   }
 
+  /**
+   * Saves a session. A login (a session new to its user) that the user's not-before covers is not
+   * dropped in silence: an event's stamp reaches CLOCK_SKEW_MS past its time, so single sign-on can
+   * bring a just-revoked user straight back inside that window. The save waits for the stamp to pass
+   * (at most the clock skew, capped at 10 s) and is made once more; refused again, or covered by a
+   * stamp further off, it fails with `SessionRevokedError`, which express-session hands to `next`.
+   */
   private async write(sid: string, sess: SessionData, touching = false): Promise<void> {
+    try {
+      await this.save(sid, sess, touching);
+    } catch (err) {
+      if (!(err instanceof LoginCoveredError)) throw err;
+      if (!(await this.untilPast(err.tag))) throw new SessionRevokedError();
+      try {
+        await this.save(sid, sess, touching);
+      } catch (again) {
+        throw again instanceof LoginCoveredError ? new SessionRevokedError() : again;
+      }
+    }
+  }
+
+  /** Waits until the user's not-before is past, when that is within `loginWaitMs`; false otherwise. */
+  private async untilPast(tag: string): Promise<boolean> {
+    const { redis, keys } = this.core;
+    const left = Number((await redis.get(keys.notBefore(tag))) ?? 0) + 1 - Date.now();
+    if (left > this.loginWaitMs) return false;
+    if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
+    return true;
+  }
+
+  private async save(sid: string, sess: SessionData, touching: boolean): Promise<void> {
     const { redis, keys, scripts } = this.core;
     const user = this.userOf(sess);
     const userId = user === undefined || user === null || user === '' ? '' : String(user);
@@ -201,9 +234,14 @@ export class ExpressSessionStore extends session.Store {
       ]);
       if (Number(iat) < idpStamp) await this.remove(hash);
     } catch (err) {
-      // Born before the user's not-before: it must not live on unindexed.
-      if (err instanceof SessionRevokedError) await this.remove(hash);
-      else throw err;
+      if (!(err instanceof SessionRevokedError)) throw err;
+      // Born before the user's not-before: it must not live on unindexed. A re-save of a revoked
+      // session ends here (its next read would refuse it anyway); a login is the caller's to retry.
+      await this.remove(hash);
+      if (expected === '' && !touching) {
+        this.origins.delete(sess);
+        throw new LoginCoveredError(tag);
+      }
     }
   }
 
@@ -235,6 +273,13 @@ export class ExpressSessionStore extends session.Store {
     for await (const { keys: found } of scanKeys(redis, keys.expressSessionPattern())) {
       await Promise.all(found.map((k) => this.remove(k.slice(keys.expressSession('').length))));
     }
+  }
+}
+
+/** A login the user's not-before covered: removed, and `write` may try it once more. */
+class LoginCoveredError extends Error {
+  constructor(readonly tag: string) {
+    super("the login is covered by its user's not-before");
   }
 }
 

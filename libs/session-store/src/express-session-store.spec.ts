@@ -413,6 +413,41 @@ function revocation(name: string, connect: Parameters<typeof environment>[1]) {
       await a.get('/me').expect(401);
     });
 
+    it('a process that remembers where a session lived still reads the stamps of where it lives now', async () => {
+      // Two application processes share the sessions: `here` reads each session (and remembers its
+      // owner), `there` then moves it to another user or IdP session. Stamps of the new owner that the
+      // clean-up could not act on (nothing deleted) must still be seen by `here`.
+      const [here, there] = [makeApp(env.adapter()), makeApp(env.adapter())];
+      const signIn = async (body: { userId: string; idp?: string }) => {
+        const res = await request(there).post('/login').send(body).expect(204);
+        const cookie = ([] as string[]).concat(res.get('Set-Cookie') ?? []).map((c) => c.split(';')[0]!);
+        return { cookie, record: env.store.keys.expressSession(secretHash(sidOf(res))) };
+      };
+      const [alice, erin, frank] = [user('alice'), user('erin'), user('frank')];
+      const [idpA, idpB] = [`idp-moved-a-${users}`, `idp-moved-b-${users}`];
+
+      // Another user.
+      const one = await signIn({ userId: alice });
+      await request(here).get('/me').set('Cookie', one.cookie).expect(200, { userId: alice });
+      await request(there).post('/login').set('Cookie', one.cookie).send({ userId: erin }).expect(204);
+      await env.store.stampUser(erin, { notBefore: Date.now() + 60_000 });
+      await request(here).get('/me').set('Cookie', one.cookie).expect(401);
+      expect(await env.redis.exists(one.record)).toBe(1);
+
+      // Another IdP session of the same user, whose logout named the user but whose index was lost.
+      const two = await signIn({ userId: frank, idp: idpA });
+      await request(here).get('/me').set('Cookie', two.cookie).expect(200, { userId: frank });
+      await request(there)
+        .post('/login')
+        .set('Cookie', two.cookie)
+        .send({ userId: frank, idp: idpB })
+        .expect(204);
+      await env.redis.del(env.store.keys.idpIndex(secretHash(idpB)));
+      expect((await env.store.revokeIdpSession(idpB, { userId: frank })).revoked).toBe(0);
+      await request(here).get('/me').set('Cookie', two.cookie).expect(401);
+      expect(await env.redis.exists(two.record)).toBe(1);
+    });
+
     it('refuses a session of a logged-out IdP session that the clean-up missed', async () => {
       const adapter = env.adapter();
       const app = makeApp(adapter);

@@ -1,5 +1,6 @@
 import session from 'express-session';
 import type { SessionData } from 'express-session';
+import { BoundedMemo } from './bounded-memo.js';
 import { InvalidArgumentError, SessionRevokedError } from './errors.js';
 import { secretHash } from './keys.js';
 import { scanKeys } from './scan.js';
@@ -9,6 +10,10 @@ import type { StoreCore } from './store-core.js';
 type Callback<T = void> = (err?: unknown, result?: T) => void;
 /** The record a session was read from: its user tag ('' when anonymous), issued-at and IdP-session hash. */
 type Origin = { tag: string; iat: string; ih: string };
+/** Where a session's not-before stamps live: its user's tag and its IdP-session hash ('' when none). */
+type Owner = { tag: string; ih: string };
+/** Sessions whose owner each adapter remembers, so their reads take one round trip. */
+const OWNERS_KEPT = 10_000;
 
 export interface ExpressSessionStoreOptions {
   /** The session store whose Redis, prefix and tag secret this adapter shares. */
@@ -42,6 +47,8 @@ export class ExpressSessionStore extends session.Store {
   private readonly loginWaitMs: number;
   /** The record each loaded session (data, then the Session built from it) came from. */
   private readonly origins = new WeakMap<object, Origin>();
+  /** The owner each session (by hashed id) last had here: a read asks for its stamps with the record. */
+  private readonly owners = new BoundedMemo<Owner>(OWNERS_KEPT);
 
   constructor(options: ExpressSessionStoreOptions) {
     super();
@@ -122,32 +129,46 @@ export class ExpressSessionStore extends session.Store {
     );
   }
 
+  /**
+   * One round trip for a session this process has seen: its stamps are asked for with the record, where
+   * its owner was last time. When the record names another owner (a change of user or IdP session made
+   * elsewhere), that owner's stamps are read in a second round trip; the guess never decides.
+   */
   private async read(sid: string): Promise<SessionData | null> {
     const { redis, keys } = this.core;
-    const [tag, iat, data, ih] = await redis.hmget(
-      keys.expressSession(secretHash(sid)),
-      'tag',
-      'iat',
-      'data',
-      'ih',
-    );
-    if (!data || (tag && (await this.revoked(tag, Number(iat), ih)))) return null;
+    const hash = secretHash(sid);
+    const guess = this.owners.get(hash);
+    const [[tag, iat, data, ih], guessed] = await Promise.all([
+      redis.hmget(keys.expressSession(hash), 'tag', 'iat', 'data', 'ih'),
+      guess ? this.stamps(guess) : undefined,
+    ]);
+    if (!data) return null;
+    const owner = { tag: tag ?? '', ih: ih ?? '' };
+    if (owner.tag) {
+      const same = guess && guess.tag === owner.tag && guess.ih === owner.ih;
+      const [nb, inb] = same && guessed ? guessed : await this.stamps(owner);
+      if (Number(iat) < nb || Number(iat) < inb) return null;
+      if (!same) this.owners.set(hash, owner);
+    }
     const sess = JSON.parse(data) as SessionData;
-    this.origins.set(sess, { tag: tag ?? '', iat: iat!, ih: ih ?? '' });
+    this.origins.set(sess, { ...owner, iat: iat! });
     return sess;
   }
 
-  /**
-   * Whether a not-before stamp covers a record of user `tag` issued at `iat`: the user's, or the one
-   * of its IdP session (`ih`) in the user's slot. Read after the record, in one round trip.
-   */
-  private async revoked(tag: string, iat: number, ih: string | null | undefined): Promise<boolean> {
+  /** The not-before stamps covering an owner's records: the user's, and its IdP session's in the user's slot. */
+  private async stamps({ tag, ih }: Owner): Promise<[number, number]> {
     const { redis, keys } = this.core;
     const [nb, inb] = await Promise.all([
       redis.get(keys.notBefore(tag)),
       ih ? redis.hget(keys.idpNotBefore(tag), ih) : null,
     ]);
-    return iat < Number(nb ?? 0) || iat < Number(inb ?? 0);
+    return [Number(nb ?? 0), Number(inb ?? 0)];
+  }
+
+  /** Whether a not-before stamp covers a record of user `tag` issued at `iat` (read after the record). */
+  private async revoked(tag: string, iat: number, ih: string | null | undefined): Promise<boolean> {
+    const [nb, inb] = await this.stamps({ tag, ih: ih ?? '' });
+    return iat < nb || iat < inb;
   }
 
   /**
@@ -219,6 +240,7 @@ export class ExpressSessionStore extends session.Store {
       return;
     }
     this.origins.set(sess, { tag, iat, ih });
+    if (tag) this.owners.set(hash, { tag, ih });
     // The session changed user or dropped it: its entry under the previous user must go.
     if (curTag && curIat && curTag !== tag) await redis.zrem(keys.userIndex(curTag), `e:${curIat}:${hash}`);
     if (reindex !== 1) return;

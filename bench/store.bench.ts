@@ -1,11 +1,13 @@
 // Benchmark of libs/session-store on throw-away redis-servers of its own (never the shared one on 6379).
-// Run with `npm run bench:store`. Set BENCH_BIG_TOTAL (default 1,000,000) for a quicker trial run.
+// Run with `npm run bench:store`. Set BENCH_BIG_TOTAL (default 1,000,000) for a quicker trial run, or
+// BENCH_READS_ONLY=1 for sections 1-1c alone (the read path, about a minute).
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { SessionStore } from '#session-store';
+import { ExpressSessionStore } from '#session-store/express';
 import { pool, timeMs } from './load.js';
 import { median } from './stats.js';
 import { type Child, startRedis } from './procs.js';
@@ -23,6 +25,8 @@ const SMALL_TOTAL = 10_000;
 const BIG_TOTAL = Number(process.env['BENCH_BIG_TOTAL'] ?? 1_000_000);
 /** Interleaved rounds of the read path against a raw GET (section 1b). */
 const READ_ROUNDS = Number(process.env['BENCH_READ_ROUNDS'] ?? 5);
+/** express-session records read one at a time in each round of section 1c. */
+const EXPRESS_SESSIONS = 500;
 const SCALE_USER_SESSIONS = 10;
 const REVOKE_RUNS = { bySize: 100, bySizeThousand: 20, atScale: 200, scanSmall: 10, scanBig: 3 };
 
@@ -283,6 +287,63 @@ async function benchThroughput({ server, store, redis }: Target): Promise<void> 
   );
 }
 
+/**
+ * 1c. What an express-session request waits for its session: reads one at a time (so latency, not
+ * throughput), each of a logged-in session with an IdP session. A session this process has read
+ * before (the adapter remembers where its stamps are) against one it meets for the first time (a new
+ * adapter per read: record, then stamps), and a raw GET of a value as big as the record, interleaved.
+ */
+async function benchExpressReads({ redis, store }: Target): Promise<void> {
+  await redis.flushall();
+  const call = <T>(fn: (cb: (err?: unknown, value?: T) => void) => void) =>
+    new Promise<T | undefined>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+  const writer = new ExpressSessionStore({ store });
+  const sids = Array.from({ length: EXPRESS_SESSIONS }, (_, i) => `bench-express-${i}`);
+  const data = (i: number) => ({
+    cookie: { expires: new Date(Date.now() + TTL_SECONDS * 1000) },
+    userId: `express-user-${i}`,
+    idpSessionId: `express-idp-${i}`,
+    claims: CLAIMS,
+  });
+  for (const [i, sid] of sids.entries()) await call((cb) => writer.set(sid, data(i) as never, cb));
+  // The database holds nothing else: any record found is one of these, and they are all the same size.
+  const [, [key]] = await redis.scan('0', 'MATCH', store.keys.expressSessionPattern(), 'COUNT', 10_000);
+  const value = 'v'.repeat(Object.values(await redis.hgetall(key!)).join('').length);
+  await redis.set('raw:{express}', value);
+  const remembered = new ExpressSessionStore({ store });
+  const sides: Record<'raw GET' | 'seen before' | 'first read', (sid: string) => Promise<unknown>> = {
+    'raw GET': () => redis.get('raw:{express}'),
+    'seen before': (sid) => call((cb) => remembered.get(sid, cb)),
+    'first read': (sid) => call((cb) => new ExpressSessionStore({ store }).get(sid, cb)),
+  };
+  for (const sid of sids) await sides['seen before'](sid);
+  const latencies = new Map(Object.keys(sides).map((k) => [k, [] as number[]]));
+  for (let round = 0; round < READ_ROUNDS; round++) {
+    for (const [name, read] of Object.entries(sides)) {
+      const out = latencies.get(name)!;
+      for (const sid of sids) {
+        const at = performance.now();
+        if (!(await read(sid))) throw new Error(`${name}: session not found`);
+        out.push((performance.now() - at) * 1000);
+      }
+    }
+  }
+  const quantile = (xs: number[], q: number) =>
+    [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * q)]!;
+  const get50 = quantile(latencies.get('raw GET')!, 0.5);
+  printTable(
+    `1c. express-session reads, one at a time: ${int(EXPRESS_SESSIONS)} sessions (user + IdP session) x ` +
+      `${READ_ROUNDS} interleaved rounds; raw GET of a ${value.length} B value`,
+    ['read', 'p50 µs', 'p99 µs', 'p50 / GET p50'],
+    [...latencies].map(([name, xs]) => [
+      name,
+      quantile(xs, 0.5).toFixed(0),
+      quantile(xs, 0.99).toFixed(0),
+      (quantile(xs, 0.5) / get50).toFixed(2),
+    ]),
+  );
+}
+
 interface Samples {
   wallMs: Stats;
   redisCpuUs: Stats | null;
@@ -533,9 +594,12 @@ async function main(): Promise<void> {
         `(own, throw-away)  node ${process.version}  ${availableParallelism()} CPUs`,
     );
     await benchThroughput(small);
-    await benchRevokeBySize(small);
-    await benchMemory(small);
-    await benchScale(small, big);
+    await benchExpressReads(small);
+    if (process.env['BENCH_READS_ONLY'] !== '1') {
+      await benchRevokeBySize(small);
+      await benchMemory(small);
+      await benchScale(small, big);
+    }
     console.log(`\nfinished in ${Math.round((performance.now() - started) / 1000)} s`);
   } finally {
     await stopAll();

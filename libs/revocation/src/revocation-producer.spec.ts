@@ -90,6 +90,18 @@ describe.each([
     expect(await jobIds()).toEqual([c.id]);
   });
 
+  it('enqueues each event of a batch delivered twice at once exactly once', async () => {
+    const batch = ['e-rb-1', 'e-rb-2', 'e-rb-3'].map(command);
+    const results = await Promise.all([producer.enqueue(batch), producer.enqueue(batch)]);
+    for (const c of batch) {
+      const enqueued = results.filter((r) => r.enqueued.includes(c)).length;
+      const duplicate = results.filter((r) => r.duplicates.includes(c)).length;
+      expect([enqueued, duplicate]).toEqual([1, 1]);
+    }
+    expect(await jobIds()).toEqual(batch.map((c) => c.id).sort());
+    for (const c of batch) expect(await redis.get(keys.dedup(c.id))).toBe('1');
+  });
+
   it('marks, and then skips, a batch larger than one round', async () => {
     const many = Array.from({ length: ENQUEUE_BATCH + 3 }, (_, i) => command(`e-many-${i}`));
     expect((await producer.enqueue(many)).enqueued).toHaveLength(many.length);
@@ -130,7 +142,7 @@ describe.each([
     expect(await producer.enqueue([c])).toEqual({ enqueued: [c], duplicates: [] });
   });
 
-  it(`sends ${fused ? 'one command' : 'three commands'} per one-event delivery`, async () => {
+  it(`sends ${fused ? 'one command per event' : 'a check, the adds and one write of the marks per delivery'}`, async () => {
     const monitor = await redis.monitor();
     const seen: string[] = [];
     // What the producer sent (not what scripts ran: their commands have the source 'lua').
@@ -140,9 +152,15 @@ describe.each([
     });
     await producer.enqueue([command('e-count-1')]);
     await producer.enqueue([command('e-count-2')]);
+    // A batch: its check, BullMQ's add for each job, and one script for all its marks.
+    await producer.enqueue(['e-count-3', 'e-count-4', 'e-count-5'].map(command));
     await redis.ping();
     await new Promise((resolve) => setTimeout(resolve, 50));
     monitor.disconnect();
-    expect(seen).toEqual(fused ? ['eval', 'eval'] : ['mget', 'eval', 'set', 'mget', 'eval', 'set']);
+    expect(seen).toEqual(
+      fused
+        ? ['eval', 'eval', 'eval', 'eval', 'eval']
+        : ['mget', 'eval', 'set', 'mget', 'eval', 'set', 'mget', 'eval', 'eval', 'eval', 'eval'],
+    );
   });
 });

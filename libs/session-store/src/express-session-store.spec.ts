@@ -88,6 +88,13 @@ function makeApp(
     if (body?.idp) (req.session as unknown as Fields)['idpSessionId'] = body.idp;
     res.status(204).end();
   });
+  // As passport does: the login is saved before the answer, and a refusal answered.
+  app.post('/login-and-save', (req, res) => {
+    slot.put(req.session as unknown as Fields, (req.body as { userId: string }).userId);
+    req.session.save((err?: { code?: string }) =>
+      err ? void res.status(503).json({ error: err.code }) : void res.status(204).end(),
+    );
+  });
   app.get('/me', (req, res) => {
     const userId = slot.take(req.session as unknown as Fields);
     if (userId === undefined || userId === null) return void res.status(401).end();
@@ -545,35 +552,48 @@ describe('ExpressSessionStore with express-session', () => {
     await a.get('/me').expect(200, { userId: alice });
   });
 
-  it('a login inside the clock-skew window of a revocation waits for the stamp and is kept; one further off fails', async () => {
-    // The worker stamps an event's time plus the clock skew (here 300 ms), so a single sign-on straight
-    // after a revocation lands inside that window.
-    const skewed = new SessionStore({
-      redis: env.redis,
-      prefix: env.prefix,
-      tagSecret: TAG_SECRET,
-      clockSkewMs: 300,
-    });
-    const adapter = new ExpressSessionStore({ store: skewed });
-    const app = makeApp(adapter);
+  it('a login covered by a not-before (inside the skew window of a revocation) fails with SessionRevokedError, and is not kept', async () => {
+    const adapter = env.adapter();
+    const save = (sid: string, data: Fields) =>
+      call((cb) => adapter.set(sid, { cookie: {}, ...data } as unknown as SessionData, cb));
+    const record = (sid: string) => env.store.keys.expressSession(secretHash(sid));
+    // The worker stamps an event's time plus the clock skew: a login right after the event may have
+    // authenticated before it (invariant 1), so it is refused, and the application is told.
     const alice = user('alice');
-    const { notBefore } = await skewed.revokeUser(alice, { notBefore: Date.now() });
-    const a = request.agent(app);
-    const sid = await login(a, alice);
-    await a.get('/me').expect(200, { userId: alice });
-    const iat = Number(await env.redis.hget(env.store.keys.expressSession(secretHash(sid)), 'iat'));
-    expect(iat).toBeGreaterThanOrEqual(notBefore);
-    expect(await env.indexed(alice)).toEqual([`e:${iat}:${secretHash(sid)}`]);
-
-    // A stamp a minute ahead is no skew to wait out: the save fails, and nothing is kept.
+    await env.store.revokeUser(alice, { notBefore: Date.now() });
+    await expect(save('alice-browser', { userId: alice })).rejects.toBeInstanceOf(SessionRevokedError);
+    expect(await env.redis.exists(record('alice-browser'))).toBe(0);
+    expect(await env.indexed(alice)).toEqual([]);
+    // So is a login of an IdP session logged out just before, and a browser's change to such a user.
     const bob = user('bob');
-    await skewed.revokeUser(bob, { notBefore: Date.now() + 60_000 });
-    const saved = call((cb) =>
-      adapter.set('bob-browser', { cookie: {}, userId: bob } as unknown as SessionData, cb),
+    const idp = `idp-refused-${users}`;
+    await env.store.revokeIdpSession(idp, { notBefore: Date.now() });
+    await expect(save('bob-browser', { userId: bob, idpSessionId: idp })).rejects.toBeInstanceOf(
+      SessionRevokedError,
     );
-    await expect(saved).rejects.toBeInstanceOf(SessionRevokedError);
-    expect(await env.redis.exists(env.store.keys.expressSession(secretHash('bob-browser')))).toBe(0);
-    expect(await env.indexed(bob)).toEqual([]);
+    expect(await env.redis.exists(record('bob-browser'))).toBe(0);
+    const carol = user('carol');
+    await save('shared-browser', { userId: carol });
+    await expect(save('shared-browser', { userId: alice })).rejects.toBeInstanceOf(SessionRevokedError);
+    expect(await env.redis.exists(record('shared-browser'))).toBe(0);
+
+    // A session of before the revocation, saved again as a new object (no record of it having been
+    // read), is not a login: it ends without an error, and nothing brings it back.
+    const dave = user('dave');
+    await save('dave-browser', { userId: dave });
+    // The store's skew is 5 s: a stamp a few ms ahead, which the save then comes after.
+    await env.pastStamp(await env.store.stampUser(dave, { notBefore: Date.now() - 4_990 }));
+    await expect(save('dave-browser', { userId: dave, cart: ['apple'] })).resolves.toBeUndefined();
+    expect(await call<SessionData | null>((cb) => adapter.get('dave-browser', cb))).toBeNull();
+    expect(await env.redis.exists(record('dave-browser'))).toBe(0);
+  });
+
+  it('an application that saves the login itself is told it was refused', async () => {
+    const app = makeApp(env.adapter());
+    const alice = user('alice');
+    await env.store.revokeUser(alice, { notBefore: Date.now() });
+    const res = await request(app).post('/login-and-save').send({ userId: alice }).expect(503);
+    expect(res.body).toEqual({ error: 'REVOKED' });
   });
 
   it('logout deletes the record and its index entry; an admin can list and revoke one browser', async () => {

@@ -43,8 +43,6 @@ export class ExpressSessionStore extends session.Store {
   private readonly userOf: (s: SessionData) => unknown;
   private readonly idpOf: (s: SessionData) => unknown;
   private readonly ttlMs: number;
-  /** Longest wait for a user's not-before to pass before a login covered by it is saved again. */
-  private readonly loginWaitMs: number;
   /** The record each loaded session (data, then the Session built from it) came from. */
   private readonly origins = new WeakMap<object, Origin>();
   /** The owner each session (by hashed id) last had here: a read asks for its stamps with the record. */
@@ -56,7 +54,6 @@ export class ExpressSessionStore extends session.Store {
     this.userOf = fieldReader(options.userField ?? 'userId');
     this.idpOf = fieldReader(options.idpSessionField ?? 'idpSessionId');
     this.ttlMs = (options.ttlSeconds ?? 86_400) * 1000;
-    this.loginWaitMs = Math.min(options.store.clockSkewMs, 10_000) + 50;
   }
 
   override get(sid: string, cb: Callback<SessionData | null>): void {
@@ -172,36 +169,13 @@ export class ExpressSessionStore extends session.Store {
   }
 
   /**
-   * Saves a session. A login (a session new to its user) that the user's not-before covers is not
-   * dropped in silence: an event's stamp reaches CLOCK_SKEW_MS past its time, so single sign-on can
-   * bring a just-revoked user straight back inside that window. The save waits for the stamp to pass
-   * (at most the clock skew, capped at 10 s) and is made once more; refused again, or covered by a
-   * stamp further off, it fails with `SessionRevokedError`, which express-session hands to `next`.
+   * Saves a session. A login (a record new to its user) that a not-before stamp of its user or IdP
+   * session covers is refused (invariant 1: it may have authenticated before the revocation) and is not
+   * dropped in silence: the save fails with `SessionRevokedError`, which express-session hands to
+   * `req.session.save`'s callback, or to `next` after an automatic save. A re-save of a session so
+   * covered ends it without an error: its next read refuses it anyway.
    */
   private async write(sid: string, sess: SessionData, touching = false): Promise<void> {
-    try {
-      await this.save(sid, sess, touching);
-    } catch (err) {
-      if (!(err instanceof LoginCoveredError)) throw err;
-      if (!(await this.untilPast(err.tag))) throw new SessionRevokedError();
-      try {
-        await this.save(sid, sess, touching);
-      } catch (again) {
-        throw again instanceof LoginCoveredError ? new SessionRevokedError() : again;
-      }
-    }
-  }
-
-  /** Waits until the user's not-before is past, when that is within `loginWaitMs`; false otherwise. */
-  private async untilPast(tag: string): Promise<boolean> {
-    const { redis, keys } = this.core;
-    const left = Number((await redis.get(keys.notBefore(tag))) ?? 0) + 1 - Date.now();
-    if (left > this.loginWaitMs) return false;
-    if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
-    return true;
-  }
-
-  private async save(sid: string, sess: SessionData, touching: boolean): Promise<void> {
     const { redis, keys, scripts } = this.core;
     const user = this.userOf(sess);
     const userId = user === undefined || user === null || user === '' ? '' : String(user);
@@ -234,9 +208,14 @@ export class ExpressSessionStore extends session.Store {
       ih,
       outside ? String(outside) : '',
     )) as [string, number, string, string, string];
+    // Before this save, the record did not exist or was another user's: this save is a login.
+    const login = !touching && (!curIat || curTag !== tag);
     if (!iat) {
       // Covered by its IdP session's not-before: the script deleted the record; its entry goes too.
+      // (Or the record is not the one read, or a touch found none: never with a login's empty
+      // expected issuedAt and no touch, so a login here was covered.)
       if (curTag && curIat) await redis.zrem(keys.userIndex(curTag), `e:${curIat}:${hash}`);
+      if (login && expected === '') throw new SessionRevokedError();
       return;
     }
     this.origins.set(sess, { tag, iat, ih });
@@ -257,13 +236,9 @@ export class ExpressSessionStore extends session.Store {
       if (Number(iat) < idpStamp) await this.remove(hash);
     } catch (err) {
       if (!(err instanceof SessionRevokedError)) throw err;
-      // Born before the user's not-before: it must not live on unindexed. A re-save of a revoked
-      // session ends here (its next read would refuse it anyway); a login is the caller's to retry.
+      // Born before the user's not-before: it must not live on unindexed.
       await this.remove(hash);
-      if (expected === '' && !touching) {
-        this.origins.delete(sess);
-        throw new LoginCoveredError(tag);
-      }
+      if (login) throw err;
     }
   }
 
@@ -295,13 +270,6 @@ export class ExpressSessionStore extends session.Store {
     for await (const { keys: found } of scanKeys(redis, keys.expressSessionPattern())) {
       await Promise.all(found.map((k) => this.remove(k.slice(keys.expressSession('').length))));
     }
-  }
-}
-
-/** A login the user's not-before covered: removed, and `write` may try it once more. */
-class LoginCoveredError extends Error {
-  constructor(readonly tag: string) {
-    super("the login is covered by its user's not-before");
   }
 }
 

@@ -488,11 +488,22 @@ describe('a login the session store cannot take at once', () => {
     return request(target.app.getHttpServer()).get(`${back.pathname}${back.search}`);
   }
 
-  it('waits out a revocation stamped a moment ahead (the clock-skew window) instead of failing the login', async () => {
+  it('refuses with 503 and Retry-After a login a revocation stamped a moment ahead covers (the clock-skew window), and takes the next one', async () => {
     const sub = 'just-revoked@example.com';
     const store = new SessionStore({ redis: gw.redis, prefix, tagSecret: TAG_SECRET, clockSkewMs: 0 });
-    // As a PingOne event just now leaves it: the user's not-before a little in the future.
-    await store.revokeUser(sub, { notBefore: Date.now() + 300 });
+    // As a PingOne event just now leaves it: the user's not-before a little in the future. The login's
+    // tokens may have been issued before the event: refused, not waited out (invariant 1).
+    const { notBefore } = await store.revokeUser(sub, { notBefore: Date.now() + 300 });
+    const refused = await signIn(gw, sub);
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toMatch(/^\d+$/);
+    expect(refused.body).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(refused.headers['set-cookie']).toBeUndefined();
+    // Started again once the stamp has passed, the login goes through.
+    await waitFor(async () => {
+      const [s, us] = await gw.redis.time();
+      return Number(s) * 1000 + Math.floor(Number(us) / 1000) > notBefore;
+    }, 'the Redis clock to pass the not-before');
     const res = await signIn(gw, sub);
     expect(res.status).toBe(302);
     const cookie = ([] as string[]).concat(res.headers['set-cookie'] ?? [])[0]!.split(';')[0]!;

@@ -137,10 +137,12 @@ export class ExpressSessionStore extends session.Store {
     const guess = this.owners.get(hash);
     const [[tag, iat, data, ih], guessed] = await Promise.all([
       redis.hmget(keys.expressSession(hash), 'tag', 'iat', 'data', 'ih'),
-      guess ? this.stamps(guess) : undefined,
+      guess?.tag ? this.stamps(guess) : undefined,
     ]);
     if (!data) return null;
     const owner = { tag: tag ?? '', ih: ih ?? '' };
+    // Anonymous now (the user logged out of it and kept browsing): no stamps to ask for next time.
+    if (!owner.tag && guess?.tag) this.owners.set(hash, owner);
     if (owner.tag) {
       const same = guess && guess.tag === owner.tag && guess.ih === owner.ih;
       const [nb, inb] = same && guessed ? guessed : await this.stamps(owner);
@@ -219,7 +221,7 @@ export class ExpressSessionStore extends session.Store {
       return;
     }
     this.origins.set(sess, { tag, iat, ih });
-    if (tag) this.owners.set(hash, { tag, ih });
+    if (tag || this.owners.has(hash)) this.owners.set(hash, { tag, ih });
     // The session changed user or dropped it: its entry under the previous user must go.
     if (curTag && curIat && curTag !== tag) await redis.zrem(keys.userIndex(curTag), `e:${curIat}:${hash}`);
     if (reindex !== 1) return;

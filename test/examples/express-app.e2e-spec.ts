@@ -469,6 +469,20 @@ describe('examples/express-app beside the service, signing in at an OpenID Provi
     expect((await alice.get('/protected')).body.user).toEqual(userOf(ALICE));
   });
 
+  it('answers 503 with Retry-After to a login a revocation of a moment ago covers, and keeps no session', async () => {
+    const dave = '3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a98';
+    const store = new SessionStore({ redis, prefix: sessionPrefix, tagSecret: env.SESSION_TAG_SECRET });
+    // As an event's stamp, which reaches the clock skew past the event, leaves it: still ahead.
+    await store.revokeUser(dave, { notBefore: Date.now() + 60_000 });
+    const agent = browser();
+    const { res } = await signIn(agent, dave);
+    expect(res.status).toBe(503);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(res.body).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(await store.listUserSessions(dave)).toEqual([]);
+    expect((await agent.get('/protected')).status).toBe(401);
+  });
+
   it('logs bob out when PingOne reports a MEMBER_OF_GROUP.CREATED event for him; alice stays', async () => {
     const bob = browser();
     const alice = browser();

@@ -2,7 +2,7 @@ import express, { type Request, type Response } from 'express';
 import session from 'express-session';
 import type { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
-import { SessionStore } from '#session-store';
+import { SessionRevokedError, SessionStore } from '#session-store';
 import { ExpressSessionStore } from '#session-store/express';
 
 /** A login under way: what `/login` keeps in the session for its `/callback` (one use). */
@@ -328,7 +328,23 @@ export function createApp({
     const sid = stringClaim(claims, 'sid');
     if (sid) req.session.idpSessionId = sid;
     if (tokens.id_token && cfg.serverMetadata().end_session_endpoint) req.session.idToken = tokens.id_token;
-    await call((cb) => req.session.save(cb));
+    try {
+      await call((cb) => req.session.save(cb));
+    } catch (err) {
+      if (!(err instanceof SessionRevokedError)) throw err;
+      // A revocation of this user a moment ago covers the login (its tokens may predate it): refused,
+      // and this browser left without a session. Logging in again once it has passed works.
+      await call((cb) => req.session.regenerate(cb));
+      res.setHeader('Retry-After', '5');
+      refuse(
+        req,
+        res,
+        503,
+        'temporarily_unavailable',
+        'you were just signed out everywhere: log in again in a few seconds',
+      );
+      return;
+    }
     res.setHeader('Cache-Control', 'no-store');
     res.redirect(302, pending.rd);
   });

@@ -60,7 +60,13 @@ function gate(): Gate & { enter(): Promise<void> } {
 
 function makeApp(
   store: ExpressSessionStore,
-  options: { slot?: UserSlot; maxAge?: number; gates?: ReturnType<typeof gate>[] } = {},
+  options: {
+    slot?: UserSlot;
+    maxAge?: number;
+    gates?: ReturnType<typeof gate>[];
+    /** Where errors handed to `next` go (express-session's automatic save reports after answering). */
+    errors?: unknown[];
+  } = {},
 ) {
   const slot = options.slot ?? plainSlot;
   const app = express();
@@ -118,6 +124,10 @@ function makeApp(
     if (g) await g.enter();
     if (req.query['write']) (req.session as unknown as Fields)['hits'] = 1;
     res.json({ userId: slot.take(req.session as unknown as Fields) ?? null });
+  });
+  app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    options.errors?.push(err);
+    if (!res.headersSent) res.status(500).end();
   });
   return app;
 }
@@ -577,6 +587,15 @@ describe('ExpressSessionStore with express-session', () => {
     await expect(save('shared-browser', { userId: alice })).rejects.toBeInstanceOf(SessionRevokedError);
     expect(await env.redis.exists(record('shared-browser'))).toBe(0);
 
+    // A session read, then logged out elsewhere, then saved by the request that read it: no error,
+    // and nothing written.
+    const erin = user('erin');
+    await save('erin-browser', { userId: erin });
+    const read = await call<SessionData | null>((cb) => adapter.get('erin-browser', cb));
+    await call((cb) => adapter.destroy('erin-browser', cb));
+    await expect(call((cb) => adapter.set('erin-browser', read!, cb))).resolves.toBeUndefined();
+    expect(await env.redis.exists(record('erin-browser'))).toBe(0);
+
     // A session of before the revocation, saved again as a new object (no record of it having been
     // read), is not a login: it ends without an error, and nothing brings it back.
     const dave = user('dave');
@@ -683,7 +702,8 @@ describe('ExpressSessionStore with express-session', () => {
     'a request in flight during a revocation that then %s the session does not bring it back',
     async (_, path) => {
       const held = gate();
-      const app = makeApp(env.adapter(), { gates: [held], maxAge: 600_000 });
+      const errors: unknown[] = [];
+      const app = makeApp(env.adapter(), { gates: [held], maxAge: 600_000, errors });
       const alice = user('alice');
       const a = request.agent(app);
       const sid = await login(a, alice);
@@ -703,12 +723,15 @@ describe('ExpressSessionStore with express-session', () => {
       await a.get('/me').expect(401);
       expect(await env.redis.exists(record)).toBe(0);
       expect(await env.store.listUserSessions(alice)).toEqual([]);
+      // Its save of a session gone is no login: nothing was reported as an error.
+      expect(errors).toEqual([]);
     },
   );
 
   it('a request in flight during a logout does not bring the session back', async () => {
     const held = gate();
-    const app = makeApp(env.adapter(), { gates: [held], maxAge: 600_000 });
+    const errors: unknown[] = [];
+    const app = makeApp(env.adapter(), { gates: [held], maxAge: 600_000, errors });
     const alice = user('alice');
     const a = request.agent(app);
     const sid = await login(a, alice);
@@ -726,6 +749,8 @@ describe('ExpressSessionStore with express-session', () => {
 
     expect(await env.redis.exists(record)).toBe(0);
     expect(await env.store.listUserSessions(alice)).toEqual([]);
+    await a.get('/me').expect(401);
+    expect(errors).toEqual([]);
   });
 
   it('drops the index entry when the session changes user or forgets it', async () => {

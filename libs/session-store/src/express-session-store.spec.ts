@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import express from 'express';
 import session from 'express-session';
 import type { SessionData } from 'express-session';
@@ -751,6 +751,38 @@ describe('ExpressSessionStore with express-session', () => {
     expect(await env.store.listUserSessions(alice)).toEqual([]);
     await a.get('/me').expect(401);
     expect(errors).toEqual([]);
+  });
+
+  it('reads a session it has seen in one round trip (stamps asked for with the record), and one turned anonymous without stamps', async () => {
+    const alice = user('alice');
+    const data = { cookie: {}, userId: alice, idpSessionId: `idp-seen-${users}` } as unknown as SessionData;
+    await call((cb) => env.adapter().set('seen-browser', data, cb));
+    const redis = env.redis as Redis;
+    // Observed, not replaced: every command still goes to Redis.
+    const spy = jest.spyOn(redis, 'sendCommand');
+    /** The commands a read sends before any reply can have come back (the read's synchronous part). */
+    const sentAtOnce = async (adapter: ExpressSessionStore) => {
+      spy.mockClear();
+      const read = call<SessionData | null>((cb) => adapter.get('seen-browser', cb));
+      const names = spy.mock.calls.map(([command]) => command.name);
+      return { names, session: await read };
+    };
+    try {
+      // A process meeting the session first: the record, then (a round trip later) its stamps.
+      const fresh = env.adapter();
+      const met = await sentAtOnce(fresh);
+      expect(met.names).toEqual(['hmget']);
+      expect((met.session as unknown as Fields)['userId']).toBe(alice);
+      // Seen before: all three at once.
+      const seen = await sentAtOnce(fresh);
+      expect(seen.names).toEqual(['hmget', 'get', 'hget']);
+      expect((seen.session as unknown as Fields)['userId']).toBe(alice);
+      // It forgets its user: the next reads ask for no stamps.
+      await call((cb) => fresh.set('seen-browser', { cookie: {} } as unknown as SessionData, cb));
+      expect((await sentAtOnce(fresh)).names).toEqual(['hmget']);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('drops the index entry when the session changes user or forgets it', async () => {

@@ -57,7 +57,7 @@ export class ExpressSessionStore extends session.Store {
   }
 
   override get(sid: string, cb: Callback<SessionData | null>): void {
-    this.read(sid).then((s) => cb(null, s), cb);
+    this.read(secretHash(sid)).then((s) => cb(null, s), cb);
   }
 
   override set(sid: string, sess: SessionData, cb?: Callback): void {
@@ -127,13 +127,14 @@ export class ExpressSessionStore extends session.Store {
   }
 
   /**
-   * One round trip for a session this process has seen: its stamps are asked for with the record, where
-   * its owner was last time. When the record names another owner (a change of user or IdP session made
-   * elsewhere), that owner's stamps are read in a second round trip; the guess never decides.
+   * The live session of a record (by hashed id), or null when it is gone or a not-before stamp covers
+   * it. One round trip for a session this process has seen: its stamps are asked for with the record,
+   * where its owner was last time. When the record names another owner (a change of user or IdP
+   * session made elsewhere), that owner's stamps are read in a second round trip; the guess never
+   * decides.
    */
-  private async read(sid: string): Promise<SessionData | null> {
+  private async read(hash: string): Promise<SessionData | null> {
     const { redis, keys } = this.core;
-    const hash = secretHash(sid);
     const guess = this.owners.get(hash);
     const [[tag, iat, data, ih], guessed] = await Promise.all([
       redis.hmget(keys.expressSession(hash), 'tag', 'iat', 'data', 'ih'),
@@ -141,13 +142,12 @@ export class ExpressSessionStore extends session.Store {
     ]);
     if (!data) return null;
     const owner = { tag: tag ?? '', ih: ih ?? '' };
-    // Anonymous now (the user logged out of it and kept browsing): no stamps to ask for next time.
-    if (!owner.tag && guess?.tag) this.owners.set(hash, owner);
+    const same = guess?.tag === owner.tag && guess.ih === owner.ih;
+    // A new owner, or none now (anonymous: no stamps to ask for next time).
+    if (!same) this.owners.set(hash, owner);
     if (owner.tag) {
-      const same = guess && guess.tag === owner.tag && guess.ih === owner.ih;
-      const [nb, inb] = same && guessed ? guessed : await this.stamps(owner);
+      const [nb, inb] = same ? guessed! : await this.stamps(owner);
       if (Number(iat) < nb || Number(iat) < inb) return null;
-      if (!same) this.owners.set(hash, owner);
     }
     const sess = JSON.parse(data) as SessionData;
     this.origins.set(sess, { ...owner, iat: iat! });
@@ -162,12 +162,6 @@ export class ExpressSessionStore extends session.Store {
       ih ? redis.hget(keys.idpNotBefore(tag), ih) : null,
     ]);
     return [Number(nb ?? 0), Number(inb ?? 0)];
-  }
-
-  /** Whether a not-before stamp covers a record of user `tag` issued at `iat` (read after the record). */
-  private async revoked(tag: string, iat: number, ih: string | null | undefined): Promise<boolean> {
-    const [nb, inb] = await this.stamps({ tag, ih: ih ?? '' });
-    return iat < nb || iat < inb;
   }
 
   /**
@@ -221,7 +215,7 @@ export class ExpressSessionStore extends session.Store {
       return;
     }
     this.origins.set(sess, { tag, iat, ih });
-    if (tag || this.owners.has(hash)) this.owners.set(hash, { tag, ih });
+    this.owners.set(hash, { tag, ih });
     // The session changed user or dropped it: its entry under the previous user must go.
     if (curTag && curIat && curTag !== tag) await redis.zrem(keys.userIndex(curTag), `e:${curIat}:${hash}`);
     if (reindex !== 1) return;
@@ -259,9 +253,8 @@ export class ExpressSessionStore extends session.Store {
     for await (const { keys: found } of scanKeys(redis, keys.expressSessionPattern())) {
       for (const key of found) {
         const id = key.slice(prefix.length);
-        const [tag, iat, data, ih] = await redis.hmget(key, 'tag', 'iat', 'data', 'ih');
-        if (!data || (tag && (await this.revoked(tag, Number(iat), ih)))) continue;
-        out.push({ id, session: JSON.parse(data) as SessionData });
+        const session = await this.read(id);
+        if (session) out.push({ id, session });
       }
     }
     return out;

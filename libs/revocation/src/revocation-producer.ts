@@ -137,6 +137,8 @@ export class RevocationProducer {
     private readonly options: ProducerOptions,
   ) {
     this.fusable = options.fused ?? false;
+    // Once per client (producers share one), not per delivery.
+    if (!(MARK_SEEN in redis)) redis.defineCommand(MARK_SEEN, { lua: MARK_SEEN_LUA });
   }
 
   async enqueue(
@@ -331,10 +333,12 @@ export class RevocationProducer {
         : await this.redis.set(key, '1', 'PX', dedupWindowMs);
       return [reply === 'OK'];
     }
-    const client = this.redis as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-    if (typeof client[MARK_SEEN] !== 'function') this.redis.defineCommand(MARK_SEEN, { lua: MARK_SEEN_LUA });
+    const client = this.redis as unknown as Record<
+      typeof MARK_SEEN,
+      (...args: unknown[]) => Promise<unknown>
+    >;
     const marks = commands.map((c) => keys.dedup(c.id));
-    const replies = (await client[MARK_SEEN]!(
+    const replies = (await client[MARK_SEEN](
       marks.length,
       ...marks,
       dedupWindowMs,

@@ -20,6 +20,7 @@ import {
   testRedis,
   uniquePrefix,
   waitFor,
+  waitForRedisPast,
 } from '../support/redis.js';
 
 /**
@@ -500,10 +501,7 @@ describe('a login the session store cannot take at once', () => {
     expect(refused.body).toMatchObject({ error: 'temporarily_unavailable' });
     expect(refused.headers['set-cookie']).toBeUndefined();
     // Started again once the stamp has passed, the login goes through.
-    await waitFor(async () => {
-      const [s, us] = await gw.redis.time();
-      return Number(s) * 1000 + Math.floor(Number(us) / 1000) > notBefore;
-    }, 'the Redis clock to pass the not-before');
+    await waitForRedisPast(gw.redis, notBefore);
     const res = await signIn(gw, sub);
     expect(res.status).toBe(302);
     const cookie = ([] as string[]).concat(res.headers['set-cookie'] ?? [])[0]!.split(';')[0]!;

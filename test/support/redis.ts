@@ -45,6 +45,14 @@ export async function waitFor<T>(check: () => Promise<T> | T, what: string, time
   }
 }
 
+/** Waits until the Redis clock is past `instant` (ms), so a login issued now is not covered by a stamp there. */
+export async function waitForRedisPast(redis: Redis | Cluster, instant: number): Promise<void> {
+  await waitFor(async () => {
+    const [s, us] = await redis.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000) > instant;
+  }, 'the Redis clock to pass the not-before');
+}
+
 const portFree = (port: number) =>
   new Promise<boolean>((resolve) => {
     const server = createServer();

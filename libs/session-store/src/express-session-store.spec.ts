@@ -13,7 +13,7 @@ import {
   startRedisServer,
   testRedis,
   uniquePrefix,
-  waitFor,
+  waitForRedisPast,
   type TestCluster,
 } from '../../../test/support/redis.js';
 import { SessionRevokedError } from './errors.js';
@@ -208,12 +208,7 @@ function environment(
     (await env.redis.zrange(env.store.keys.userIndex(env.store.keys.userTag(userId)), '0', '-1')).filter(
       (m) => m.startsWith('e:'),
     );
-  env.pastStamp = async (notBefore) => {
-    await waitFor(async () => {
-      const [s, us] = await env.redis.time();
-      return Number(s) * 1000 + Math.floor(Number(us) / 1000) > notBefore;
-    }, 'the Redis clock to pass the not-before');
-  };
+  env.pastStamp = (notBefore) => waitForRedisPast(env.redis, notBefore);
   return env;
 }
 

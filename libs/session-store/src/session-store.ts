@@ -659,6 +659,9 @@ export class SessionStore {
   }
 }
 
+/** Users one stamp-users call takes: about a millisecond of Redis's time. */
+const STAMPS_PER_SCRIPT = 100;
+
 /**
  * A revocation "now" stamps Redis's current millisecond + 1, so a login in that same millisecond is
  * refused. Before resolving, let that millisecond pass: a login started after the call resolved is
@@ -666,9 +669,6 @@ export class SessionStore {
  * group's or IdP session's stamp comes from its own node's clock and a login's time from its user's
  * node: that holds only as far as the hosts' clocks agree (NTP keeps them within about a millisecond).
  */
-/** Users one stamp-users call takes: about a millisecond of Redis's time. */
-const STAMPS_PER_SCRIPT = 100;
-
 async function waitPast(ms: number, since: number): Promise<void> {
   // The script ran before its answer arrived (`since`), so `ms` on a monotonic clock from then is
   // enough. A timer alone may fire early (libuv measures from the start of the loop's turn): re-check.

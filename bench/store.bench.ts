@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { SessionStore } from '#session-store';
 import { ExpressSessionStore } from '#session-store/express';
 import { pool, timeMs } from './load.js';
-import { median } from './stats.js';
+import { median, percentile, Samples as SampleSet } from './stats.js';
 import { type Child, startRedis } from './procs.js';
 
 const PREFIX = 'bench';
@@ -325,7 +325,7 @@ async function benchExpressReads({ redis, store }: Target): Promise<void> {
     'first read': (sid) => call((cb) => new ExpressSessionStore({ store }).get(sid, cb)),
   };
   for (const sid of sids) await sides['seen before'](sid);
-  const latencies = new Map(Object.keys(sides).map((k) => [k, [] as number[]]));
+  const latencies = new Map(Object.keys(sides).map((k) => [k, new SampleSet()]));
   for (let round = 0; round < READ_ROUNDS; round++) {
     for (const [name, read] of Object.entries(sides)) {
       const out = latencies.get(name)!;
@@ -336,18 +336,17 @@ async function benchExpressReads({ redis, store }: Target): Promise<void> {
       }
     }
   }
-  const quantile = (xs: number[], q: number) =>
-    [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * q)]!;
-  const get50 = quantile(latencies.get('raw GET')!, 0.5);
+  const sorted = [...latencies].map(([name, xs]) => [name, xs.sorted()] as const);
+  const get50 = percentile(sorted.find(([name]) => name === 'raw GET')![1], 0.5);
   printTable(
     `1c. express-session reads, one at a time: ${int(EXPRESS_SESSIONS)} sessions (user + IdP session) x ` +
       `${READ_ROUNDS} interleaved rounds; raw GET of a ${value.length} B value`,
     ['read', 'p50 µs', 'p99 µs', 'p50 / GET p50'],
-    [...latencies].map(([name, xs]) => [
+    sorted.map(([name, xs]) => [
       name,
-      quantile(xs, 0.5).toFixed(0),
-      quantile(xs, 0.99).toFixed(0),
-      (quantile(xs, 0.5) / get50).toFixed(2),
+      percentile(xs, 0.5).toFixed(0),
+      percentile(xs, 0.99).toFixed(0),
+      (percentile(xs, 0.5) / get50).toFixed(2),
     ]),
   );
 }

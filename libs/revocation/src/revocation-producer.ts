@@ -1,5 +1,6 @@
 import { Job, type JobsOptions, type Queue } from 'bullmq';
 import type { RedisClient } from '#redis';
+import { LuaFolder, type ScriptCall } from '#session-store/lua';
 import type { QueueKeys } from './queue-keys.js';
 import { REVOKE_JOB } from './queue-names.js';
 import type { RevocationCommand } from './revocation-command.js';
@@ -59,26 +60,9 @@ export function dedupAddLua(bullmqAdd: string): string {
   ].join('\n');
 }
 
-/**
- * The dedup marks of a batch as one command instead of a SET each (a command each cost the client more
- * than Redis's work: building, encoding and parsing a hundred of them per 100-event delivery). KEYS:
- * the marks (one hash tag, so one slot). ARGV[1] the window (ms), ARGV[2] `nx` to set a mark only where
- * absent. Returns, per mark, 1 where it was set and 0 where one was there already.
- */
-const MARK_SEEN_LUA = `
-local nx = ARGV[2] == 'nx'
-local out = {}
-for i, key in ipairs(KEYS) do
-  if nx then
-    out[i] = redis.call('SET', key, '1', 'PX', ARGV[1], 'NX') and 1 or 0
-  else
-    redis.call('SET', key, '1', 'PX', ARGV[1])
-    out[i] = 1
-  end
-end
-return out
-`;
-const MARK_SEEN = 'revoker_mark_seen';
+/** The producer's own script: a batch's dedup marks in one command (lua/mark-seen.lua). */
+const lua = new LuaFolder(new URL('./lua/', import.meta.url));
+const SCRIPTS = { markSeen: -1 } as const;
 
 /** A script as ioredis keeps it once defined (BullMQ defines its own on the queue's client). */
 interface DefinedScript {
@@ -129,6 +113,8 @@ export class RevocationProducer {
   private readonly fused = new Map<string, FusedScript>();
   /** False once BullMQ's add could not be wrapped (then every batch takes the three steps). */
   private fusable: boolean;
+  /** The producer's scripts, defined once per client (producers share one), not per delivery. */
+  private readonly scripts: Record<keyof typeof SCRIPTS, ScriptCall>;
 
   constructor(
     private readonly queue: Queue,
@@ -137,8 +123,7 @@ export class RevocationProducer {
     private readonly options: ProducerOptions,
   ) {
     this.fusable = options.fused ?? false;
-    // Once per client (producers share one), not per delivery.
-    if (!(MARK_SEEN in redis)) redis.defineCommand(MARK_SEEN, { lua: MARK_SEEN_LUA });
+    this.scripts = lua.define(redis, 'revoker_', SCRIPTS);
   }
 
   async enqueue(
@@ -333,12 +318,8 @@ export class RevocationProducer {
         : await this.redis.set(key, '1', 'PX', dedupWindowMs);
       return [reply === 'OK'];
     }
-    const client = this.redis as unknown as Record<
-      typeof MARK_SEEN,
-      (...args: unknown[]) => Promise<unknown>
-    >;
     const marks = commands.map((c) => keys.dedup(c.id));
-    const replies = (await client[MARK_SEEN](
+    const replies = (await this.scripts.markSeen(
       marks.length,
       ...marks,
       dedupWindowMs,

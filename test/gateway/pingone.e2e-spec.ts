@@ -646,58 +646,69 @@ describe('POST /webhooks/pingone', () => {
         expect((await gw!.commands()).map((c) => c.eventId).sort()).toEqual(['e-dies-1', 'e-dies-2']);
       });
     });
-    describe('a Redis that takes the jobs but refuses the dedup marks', () => {
-      let server: OwnRedis;
-      let admin: Redis;
-      let gw: TestGateway;
-      const prefix = `{${uniquePrefix('p1-marks')}}`;
+    describe.each([
+      // Each event's check, job and mark are one script, which names its mark among its keys: Redis
+      // refuses it whole, so neither the jobs nor the marks go in.
+      { path: 'one script per event', oneScript: 'true', storedBeforeRefusal: 0 },
+      // The jobs go in before the marks fail.
+      { path: 'three steps', oneScript: 'false', storedBeforeRefusal: 3 },
+    ])(
+      'a Redis that takes the jobs but refuses the dedup marks ($path)',
+      ({ oneScript, storedBeforeRefusal }) => {
+        let server: OwnRedis;
+        let admin: Redis;
+        let gw: TestGateway;
+        const prefix = `{${uniquePrefix(`p1-marks-${oneScript}`)}}`;
 
-      beforeAll(async () => {
-        server = await startOwnRedis('pingone-marks');
-        admin = new Redis({ port: server.port, maxRetriesPerRequest: 1 });
-        // Everything under the prefix but the dedup marks, which this user may read and not write.
-        await admin.acl(
-          'SETUSER',
-          'gateway',
-          'on',
-          '>gw-pass',
-          '+@all',
-          `~${prefix}:[^d]*`,
-          `%R~${prefix}:dedup:*`,
-        );
-        gw = await gateway('p1-marks', {
-          QUEUE_PREFIX: prefix,
-          QUEUE_REDIS_URL: `redis://gateway:gw-pass@127.0.0.1:${server.port}`,
+        beforeAll(async () => {
+          server = await startOwnRedis('pingone-marks');
+          admin = new Redis({ port: server.port, maxRetriesPerRequest: 1 });
+          // Everything under the prefix but the dedup marks, which this user may read and not write.
+          await admin.acl(
+            'SETUSER',
+            'gateway',
+            'on',
+            '>gw-pass',
+            '+@all',
+            `~${prefix}:[^d]*`,
+            `%R~${prefix}:dedup:*`,
+          );
+          gw = await gateway('p1-marks', {
+            QUEUE_PREFIX: prefix,
+            QUEUE_REDIS_URL: `redis://gateway:gw-pass@127.0.0.1:${server.port}`,
+            ENQUEUE_ONE_SCRIPT: oneScript,
+          });
         });
-      });
 
-      afterAll(async () => {
-        await closeWithoutRedis(gw);
-        admin.disconnect();
-        await server.stop();
-      });
+        afterAll(async () => {
+          await closeWithoutRedis(gw);
+          admin.disconnect();
+          await server.stop();
+        });
 
-      it('answers 503, never 200, and the retry once Redis takes them enqueues each event once', async () => {
-        for (const body of [singleText, batchText]) {
-          const res = await post(gw, body);
-          expect(res.status).toBe(503);
-          expect(res.headers['retry-after']).toMatch(/^\d+$/);
-        }
-        // The jobs went in before the marks failed; nothing acknowledged them. (The single event is
-        // the batch's second.)
-        const ids = (await gw.commands()).map((c) => c.eventId).sort();
-        expect(ids).toHaveLength(3);
-        expect(await admin.keys(`${prefix}:dedup:*`)).toEqual([]);
+        it('answers 503, never 200, and the retry once Redis takes them enqueues each event once', async () => {
+          for (const body of [singleText, batchText]) {
+            const res = await post(gw, body);
+            expect(res.status).toBe(503);
+            expect(res.headers['retry-after']).toMatch(/^\d+$/);
+          }
+          // Nothing acknowledged them. (The single event is the batch's second.)
+          const before = (await gw.commands()).map((c) => c.eventId).sort();
+          expect(before).toHaveLength(storedBeforeRefusal);
+          expect(await admin.keys(`${prefix}:dedup:*`)).toEqual([]);
 
-        await admin.acl('SETUSER', 'gateway', `~${prefix}:dedup:*`);
-        // PingOne's retry: the marks are written now, and BullMQ keeps one job per id.
-        expect((await post(gw, singleText)).body).toMatchObject({ enqueued: 1, duplicates: 0 });
-        expect((await post(gw, batchText)).body).toMatchObject({ enqueued: 2, duplicates: 1 });
-        expect((await post(gw, batchText)).body).toMatchObject({ enqueued: 0, duplicates: 3 });
-        expect(await admin.keys(`${prefix}:dedup:*`)).toHaveLength(3);
-        expect((await gw.commands()).map((c) => c.eventId).sort()).toEqual(ids);
-      });
-    });
+          await admin.acl('SETUSER', 'gateway', `~${prefix}:dedup:*`);
+          // PingOne's retry: the marks are written now, and BullMQ keeps one job per id.
+          expect((await post(gw, singleText)).body).toMatchObject({ enqueued: 1, duplicates: 0 });
+          expect((await post(gw, batchText)).body).toMatchObject({ enqueued: 2, duplicates: 1 });
+          expect((await post(gw, batchText)).body).toMatchObject({ enqueued: 0, duplicates: 3 });
+          expect(await admin.keys(`${prefix}:dedup:*`)).toHaveLength(3);
+          const after = (await gw.commands()).map((c) => c.eventId).sort();
+          expect(new Set(after).size).toBe(3);
+          if (storedBeforeRefusal > 0) expect(after).toEqual(before);
+        });
+      },
+    );
   });
 
   describe('properties', () => {

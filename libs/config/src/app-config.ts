@@ -201,6 +201,10 @@ const EnvSchema = z.object({
     .enum(['true', 'false', '1', '0'])
     .default('true')
     .transform((v) => v === 'true' || v === '1'),
+  ENQUEUE_ONE_SCRIPT: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
   JOB_ATTEMPTS: int(1, 100).default(8),
   JOB_BACKOFF_MS: int(1).default(500),
   COMPLETED_JOBS_MAX_AGE_SECONDS: int(1).default(3600),
@@ -339,6 +343,11 @@ export interface AppConfig {
    * session store), so the revocation is in force before the worker takes the job.
    */
   revokeOnReceipt: boolean;
+  /**
+   * Each command's dedup check, job and mark as one script (one round trip per event); false takes
+   * three steps (check, jobs, marks).
+   */
+  enqueueOneScript: boolean;
   jobs: { attempts: number; backoffMs: number; completedMaxAgeSec: number; completedMaxCount: number };
   worker: {
     concurrency: number;
@@ -801,6 +810,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     enqueueTimeoutMs: e.ENQUEUE_TIMEOUT_MS,
     enqueueWaitReplicas: e.ENQUEUE_WAIT_REPLICAS,
     revokeOnReceipt: e.REVOKE_ON_RECEIPT,
+    enqueueOneScript: e.ENQUEUE_ONE_SCRIPT,
     jobs: {
       attempts: e.JOB_ATTEMPTS,
       backoffMs: e.JOB_BACKOFF_MS,

@@ -22,5 +22,6 @@ export function producerOptions(config: AppConfig): ProducerOptions {
     dedupWindowMs: config.dedupWindowMs,
     keys: new QueueKeys(config.redis.queuePrefix),
     jobOptions: revocationJobOptions(config),
+    fused: config.enqueueOneScript,
   };
 }

@@ -13,10 +13,9 @@ export interface ProducerOptions {
   /** Retries, backoff and retention of each job. */
   jobOptions: JobsOptions;
   /**
-   * True: each command's check, job and mark as one script (BullMQ's add, wrapped: one round trip per
-   * event). Off by default until a failure seen once in the Redis-kill fault test (an acknowledged
-   * event whose job was not found at the end) is understood; false, or the fused path unavailable,
-   * takes the three steps. Tests run both.
+   * True (the default): each command's check, job and mark as one script (BullMQ's add, wrapped: one
+   * round trip per event). False, or the fused path unavailable, takes the three steps (the gateway's
+   * `ENQUEUE_ONE_SCRIPT=false`). Tests run both.
    */
   fused?: boolean;
 }
@@ -100,13 +99,14 @@ class NotFusable extends Error {}
  * Puts commands on the revocation queue, each under its deterministic job id, remembering each id for
  * the dedup window so a redelivery enqueues nothing new even after its first job was removed.
  *
- * By default (and whenever the fused path is unavailable) a batch takes three steps, in this order for
+ * By default each command is one Redis command (`dedupAddLua`): the check, the job and the mark
+ * together, so a one-event delivery costs one round trip and a batch one pipeline, and no event can be
+ * marked seen without its job (one script is atomic). BullMQ still builds every job and its arguments
+ * (`Job.addJob` on a client that hands the call over), and its own script stores it. With `fused:
+ * false`, or when BullMQ's add cannot be wrapped, a batch takes three steps, in this order for
  * invariant 6 (nothing acknowledged is lost): check, jobs, then marks, so a failure in between leads
  * to a retry that enqueues again (harmless: revocations are idempotent), never to an event marked
- * seen but not queued. With `fused`, each command is one Redis command (`dedupAddLua`): the check, the
- * job and the mark together, so a one-event delivery costs one round trip and a batch one pipeline;
- * BullMQ still builds every job and its arguments (`Job.addJob` on a client that hands the call over),
- * and its own script stores it.
+ * seen but not queued.
  */
 export class RevocationProducer {
   /** The wrapped scripts defined on `redis`, by the name of BullMQ's script they wrap. */
@@ -122,7 +122,7 @@ export class RevocationProducer {
     private readonly redis: RedisClient,
     private readonly options: ProducerOptions,
   ) {
-    this.fusable = options.fused ?? false;
+    this.fusable = options.fused ?? true;
     this.scripts = lua.define(redis, 'revoker_', SCRIPTS);
   }
 

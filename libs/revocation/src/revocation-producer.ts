@@ -179,13 +179,19 @@ export class RevocationProducer {
   ): Promise<EnqueueResult> {
     const suffix = this.replaySuffix(options);
     const captured: CapturedAdd[] = [];
-    // BullMQ's client contract: it sends each job's add as `runCommand(<script>, <keys and args>)`.
+    // BullMQ's client contract: it sends each job's add as `runCommand(<script>, <keys and args>)`, at
+    // once. A call that comes later (a BullMQ that awaited something first) cannot be matched to its
+    // command: it is refused, so its add settles and the producer falls back instead of hanging.
+    let capturing = true;
     const capture = {
       runCommand: (name: string, args: CapturedAdd['args']) =>
-        new Promise((resolve, reject) => captured.push({ name, args, resolve, reject })),
+        capturing
+          ? new Promise((resolve, reject) => captured.push({ name, args, resolve, reject }))
+          : Promise.reject(new NotFusable("BullMQ's add asked late")),
     };
     // A job BullMQ refuses outright (its options) throws here, before anything is sent.
     const added = Promise.all(commands.map((c) => this.job(c, suffix).addJob(capture as never)));
+    capturing = false;
     const giveUp = async (why: string): Promise<never> => {
       const err = new NotFusable(why);
       for (const c of captured) c.reject(err);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { waitForReplicas, waitForReplicasEverywhere } from '#redis';
-import { startGateway, type TestGateway } from '../support/gateway.js';
+import { closeWithoutRedis, startGateway, type TestGateway } from '../support/gateway.js';
 import { freePorts, startRedisServer, uniquePrefix, waitFor, type RedisProcess } from '../support/redis.js';
 
 const SECRET = 'replica-wait-secret';
@@ -93,6 +93,55 @@ describe('acknowledging only what a replica holds', () => {
     }
     expect(refused.status).toBe(503);
     expect(refused.headers['retry-after']).toMatch(/^\d+$/);
+  });
+
+  it('acknowledges a duplicate only once the replica has its first delivery, stored by another gateway', async () => {
+    // Another gateway on the same Redis, its own connection, a shorter deadline.
+    const other = await startGateway({
+      REDIS_URL: `redis://127.0.0.1:${primary.port}`,
+      QUEUE_PREFIX: gw.config.redis.queuePrefix,
+      PINGONE_WEBHOOK_SECRET: SECRET,
+      ENQUEUE_WAIT_REPLICAS: '1',
+      ENQUEUE_TIMEOUT_MS: '2000',
+    });
+    const lagging = new Redis({ port: replica.port });
+    const admin = new Redis({ port: primary.port });
+    try {
+      // This gateway has sent its scripts (a script's first EVAL on a connection is replicated), and
+      // the replica has acknowledged everything written so far, this gateway's writes included: a
+      // WAIT for those alone would succeed at once.
+      expect((await post(event('w3-warm'))).status).toBe(200);
+      await waitFor(async () => {
+        const info = await admin.info('replication');
+        const acked = /slave0:.*offset=(\d+)/.exec(info)?.[1];
+        return acked !== undefined && acked === /master_repl_offset:(\d+)/.exec(info)?.[1];
+      }, 'the replica to acknowledge everything');
+      await lagging.call('CLIENT', 'PAUSE', '20000', 'WRITE');
+      // The other gateway stores the event on the primary, and cannot have it confirmed: 503.
+      const first = await request(other.app.getHttpServer())
+        .post('/webhooks/pingone')
+        .set('Authorization', `Bearer ${SECRET}`)
+        .set('Content-Type', 'application/json')
+        .send(event('w3'));
+      expect(first.status).toBe(503);
+      // The sender's retry reaches this gateway, which finds it a duplicate. Its connection wrote
+      // nothing the replica lacks, but the job it vouches for is not on the replica: no 200 either.
+      // (Redis 7.0 also gives a connection's next command, a read included, the offset of writes
+      // other connections made before it, so its WAIT covers them; that is observed, not documented,
+      // and the gateway writes a key of its own before the WAIT rather than rely on it.)
+      const retry = await post(event('w3'));
+      expect(retry.status).toBe(503);
+    } finally {
+      await lagging.call('CLIENT', 'UNPAUSE');
+      lagging.disconnect();
+      admin.disconnect();
+      // Its keys are this file's gateway's too: closed without deleting them.
+      await closeWithoutRedis(other);
+    }
+    // Once the replica has caught up, the duplicate is acknowledged.
+    const later = await post(event('w3'));
+    expect(later.status).toBe(200);
+    expect(later.body).toMatchObject({ enqueued: 0, duplicates: 1 });
   });
 
   it('callers sharing a connection share WAITs, each sent after their writes', async () => {

@@ -37,7 +37,10 @@ export class QueueKeys {
     return `${this.prefix}:sweep:next`;
   }
 
-  /** The key whose node a delivery's WAIT for replicas is sent to (never written). */
+  /**
+   * The key whose node a delivery's WAIT for replicas is sent to; written (briefly) before the WAIT of
+   * a delivery that found duplicates, so the WAIT covers their first delivery's writes.
+   */
   get replicaWait(): string {
     return `${this.prefix}:wait`;
   }

@@ -238,11 +238,17 @@ export class ExpressSessionStore extends session.Store {
     }
   }
 
+  /**
+   * Deletes a record and its entry in its user's index: two round trips, the record read and deleted
+   * at once (so the entry removed is the deleted record's), then the entry, in the user's slot.
+   */
   private async remove(hash: string): Promise<void> {
     const { redis, keys } = this.core;
     const record = keys.expressSession(hash);
-    const [tag, iat] = await redis.hmget(record, 'tag', 'iat');
-    await redis.unlink(record);
+    const replies = await redis.multi().hmget(record, 'tag', 'iat').unlink(record).exec();
+    if (!replies) throw new Error('the session was not removed');
+    for (const [err] of replies) if (err) throw err;
+    const [tag, iat] = replies[0]![1] as (string | null)[];
     if (tag && iat) await redis.zrem(keys.userIndex(tag), `e:${iat}:${hash}`);
   }
 

@@ -173,14 +173,16 @@ describe.each([
       const tell = async (what: string, events: EventLog[], states: (string | undefined)[] = []) => {
         if (events.length === 0) return;
         const keys = new QueueKeys(env['QUEUE_PREFIX']!);
+        // What Redis cannot tell is said as such: the assertion after this is the failure to report.
+        const ask = (q: Promise<number>) => q.catch((err: Error) => `unknown (${err.message})`);
         const story = await Promise.all(
           events.map(async (e, i) => ({
             ...e,
             ackedAfterKillMs: e.ackedAt === undefined ? null : e.ackedAt - killedAt,
             ackedAfterRestartMs: e.ackedAt === undefined ? null : e.ackedAt - restartedAt,
             state: states[i] ?? 'not asked',
-            jobKeyExists: await gw.redis.exists(jobKey(e.jobId)),
-            markTtlMs: await gw.redis.pttl(keys.dedup(e.jobId)),
+            jobKeyExists: await ask(gw.redis.exists(jobKey(e.jobId))),
+            markTtlMs: await ask(gw.redis.pttl(keys.dedup(e.jobId))),
           })),
         );
         process.stdout.write(`faults-redis-kill, ${what}: ${JSON.stringify(story)}\n`);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { waitForReplicas, waitForReplicasEverywhere } from '#redis';
+import { QueueKeys } from '#revocation';
 import { closeWithoutRedis, startGateway, type TestGateway } from '../support/gateway.js';
 import { freePorts, startRedisServer, uniquePrefix, waitFor, type RedisProcess } from '../support/redis.js';
 
@@ -124,6 +125,12 @@ describe('acknowledging only what a replica holds', () => {
         .set('Content-Type', 'application/json')
         .send(event('w3'));
       expect(first.status).toBe(503);
+      // Stored all the same (its job and mark are on the primary), so the retry below is a duplicate.
+      const keys = new QueueKeys(gw.config.redis.queuePrefix);
+      const command = (await gw.commands()).find((c) => c.eventId === 'w3');
+      expect(command).toBeDefined();
+      expect(await admin.exists(keys.dedup(command!.id))).toBe(1);
+      expect(await admin.exists(keys.replicaWait)).toBe(0);
       // The sender's retry reaches this gateway, which finds it a duplicate. Its connection wrote
       // nothing the replica lacks, but the job it vouches for is not on the replica: no 200 either.
       // (Redis 7.0 also gives a connection's next command, a read included, the offset of writes
@@ -131,6 +138,8 @@ describe('acknowledging only what a replica holds', () => {
       // and the gateway writes a key of its own before the WAIT rather than rely on it.)
       const retry = await post(event('w3'));
       expect(retry.status).toBe(503);
+      // The write of its own it made before its WAIT (a delivery that stored something needs none).
+      expect(await admin.pttl(keys.replicaWait)).toBeGreaterThan(0);
     } finally {
       await lagging.call('CLIENT', 'UNPAUSE');
       lagging.disconnect();

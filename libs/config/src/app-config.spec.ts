@@ -27,6 +27,13 @@ describe('loadConfig', () => {
     expect(config.pingone.secrets).toEqual([]);
   });
 
+  it('ENQUEUE_ONE_SCRIPT: on by default, off with false or 0, anything else refused by name', () => {
+    expect(loadConfig({}).enqueueOneScript).toBe(true);
+    for (const off of ['false', '0'])
+      expect(loadConfig({ ENQUEUE_ONE_SCRIPT: off }).enqueueOneScript).toBe(false);
+    expect(() => loadConfig({ ENQUEUE_ONE_SCRIPT: 'no' })).toThrow(/ENQUEUE_ONE_SCRIPT/);
+  });
+
   it('LOG_FORMAT: auto by default, json or pretty when given, anything else refused by name', () => {
     expect(loadConfig({}).logFormat).toBe('auto');
     expect(loadConfig({ LOG_FORMAT: 'json' }).logFormat).toBe('json');

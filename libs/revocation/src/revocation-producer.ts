@@ -14,7 +14,7 @@ export interface ProducerOptions {
   jobOptions: JobsOptions;
   /**
    * True (the default): each command's check, job and mark as one script (BullMQ's add, wrapped: one
-   * round trip per event). False, or the fused path unavailable, takes the three steps (the gateway's
+   * round trip per event). False, or the fused path unavailable, takes the three steps (the service's
    * `ENQUEUE_ONE_SCRIPT=false`). Tests run both.
    */
   fused?: boolean;

@@ -100,15 +100,15 @@ export class RevocationExecutor {
     const { sessionWaitReplicas: wanted, sessionWaitTimeoutMs: timeout } = this.config.worker;
     if (wanted === 0) return;
     const { target } = command;
-    const { wanted: present, acknowledged } =
-      target.type === 'user' || target.type === 'session'
-        ? await waitForReplicas(
-            this.sessionRedis,
-            this.store.keys.notBefore(this.store.keys.userTag(target.userId)),
-            wanted,
-            timeout,
-          )
-        : await waitForReplicasEverywhere(this.sessionRedis, wanted, timeout);
+    const { keys } = this.store;
+    // A user's revocation whose stamp was raised first elsewhere (the gateway's receipt stamp) may
+    // write nothing here: the marker makes the WAIT cover that stamp too.
+    const tag = target.type === 'user' || target.type === 'session' ? keys.userTag(target.userId) : null;
+    const { wanted: present, acknowledged } = tag
+      ? await waitForReplicas(this.sessionRedis, keys.notBefore(tag), wanted, timeout, {
+          marker: keys.replicaWait(tag),
+        })
+      : await waitForReplicasEverywhere(this.sessionRedis, wanted, timeout);
     if (acknowledged < present)
       throw new ReplicaWaitError(
         `only ${acknowledged} of ${present} session Redis replicas acknowledged the revocation`,

@@ -3,23 +3,39 @@ import type { Cluster, Redis } from 'ioredis';
 import type { RedisClient } from './redis-client.js';
 import { masterNodes, parseInfo } from './redis-info.js';
 
+/** How long a marker written before a WAIT lives: only its place in the replication stream matters. */
+const MARKER_MS = 10_000;
+
 /**
  * WAITs on one connection, shared by everyone who wrote through it. WAIT blocks its connection and
  * covers only writes that connection sent before it, so one WAIT per caller would queue them one
  * replica round trip apart. Instead, callers that arrive while a WAIT is in flight share the next
  * one, sent once it returns, so after every write of theirs (group commit).
+ *
+ * What a caller relies on may have been written through another connection (a duplicate delivery's
+ * first one, a stamp another process raised first, so that this caller's script wrote nothing). When
+ * a caller names a marker key (one of its own, on this node), the WAIT is sent right behind a write
+ * of it, in the same round trip: the marker follows those writes in the node's replication stream,
+ * so replicas that acknowledge it hold them too.
  */
 class NodeWaiter {
   private replicas = { count: 0, at: 0 };
   private current: Promise<number> | undefined;
   private queued: Promise<number> | undefined;
-  /** What the callers of the next WAIT asked for: the most replicas, the shortest deadline. */
-  private ask = { replicas: 0, timeoutMs: Infinity };
+  /** What the callers of the next WAIT asked for: the most replicas, the shortest deadline, a marker. */
+  private ask: { replicas: number; timeoutMs: number; marker?: string } = {
+    replicas: 0,
+    timeoutMs: Infinity,
+  };
 
   constructor(private readonly node: Redis) {}
 
   /** { wanted, acknowledged } for at most `replicas`, never more than the node has (INFO, cached 1 s). */
-  async wait(replicas: number, timeoutMs: number): Promise<{ wanted: number; acknowledged: number }> {
+  async wait(
+    replicas: number,
+    timeoutMs: number,
+    marker?: string,
+  ): Promise<{ wanted: number; acknowledged: number }> {
     if (Date.now() - this.replicas.at > 1000) {
       const info = parseInfo(await this.node.info('replication'));
       this.replicas = { count: Number(info.get('connected_slaves') ?? 0), at: Date.now() };
@@ -29,6 +45,8 @@ class NodeWaiter {
     this.ask = {
       replicas: Math.max(this.ask.replicas, wanted),
       timeoutMs: Math.min(this.ask.timeoutMs, Math.max(1, timeoutMs)),
+      // Any caller's marker will do: all are on this node, and one write covers every caller.
+      marker: marker ?? this.ask.marker,
     };
     return { wanted, acknowledged: await this.join() };
   }
@@ -46,11 +64,14 @@ class NodeWaiter {
 
   /** One WAIT for every caller so far. */
   private send(): Promise<number> {
-    const { replicas, timeoutMs } = this.ask;
+    const { replicas, timeoutMs, marker } = this.ask;
     this.ask = { replicas: 0, timeoutMs: Infinity };
     // Not expected (every caller asks for one or more); failing is the safe answer.
     if (replicas === 0) return Promise.resolve(0);
-    const sent = this.node.call('WAIT', String(replicas), String(timeoutMs)).then(Number);
+    // Both commands go out together, the marker first; a marker refused fails the WAIT's callers.
+    const marked = marker ? this.node.set(marker, '1', 'PX', MARKER_MS) : null;
+    const waited = this.node.call('WAIT', String(replicas), String(timeoutMs)).then(Number);
+    const sent = marked ? Promise.all([marked, waited]).then(([, n]) => n) : waited;
     this.current = sent;
     const clear = () => {
       if (this.current === sent) this.current = undefined;
@@ -71,13 +92,15 @@ const waiterOf = (node: Redis): NodeWaiter => {
  * Redis WAIT on the node that holds `key` (on a cluster, its slot's master), for at most `replicas`
  * replicas and never more than the node has (read from INFO, cached a second): a master whose replica
  * died has nothing to wait for, and a failover cannot happen without one. Resolves with
- * { wanted, acknowledged }.
+ * { wanted, acknowledged }. With `marker` (a key of the caller's own, in `key`'s slot, which is
+ * written), the WAIT also covers what other connections wrote on that node before it.
  */
 export async function waitForReplicas(
   redis: RedisClient,
   key: string,
   replicas: number,
   timeoutMs: number,
+  options: { marker?: string } = {},
 ): Promise<{ wanted: number; acknowledged: number }> {
   let node: Redis = redis as Redis;
   if ('nodes' in redis) {
@@ -88,7 +111,7 @@ export async function waitForReplicas(
       cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner) ??
       cluster.nodes('master')[0]!;
   }
-  return waiterOf(node).wait(replicas, timeoutMs);
+  return waiterOf(node).wait(replicas, timeoutMs, options.marker);
 }
 
 /**

@@ -38,8 +38,8 @@ export class QueueKeys {
   }
 
   /**
-   * The key whose node a delivery's WAIT for replicas is sent to; written (briefly) before the WAIT of
-   * a delivery that found duplicates, so the WAIT covers their first delivery's writes.
+   * The key whose node a delivery's WAIT for replicas is sent to, and the marker written (briefly) right
+   * before it, so the WAIT covers what other connections wrote there too.
    */
   get replicaWait(): string {
     return `${this.prefix}:wait`;

@@ -65,6 +65,10 @@ export class KeySpace {
   userIndex(tag: string): string {
     return `${this.prefix}:{${tag}}:idx`;
   }
+  /** A marker in the user's slot, written right before a WAIT for replicas there (holds nothing). */
+  replicaWait(tag: string): string {
+    return `${this.prefix}:{${tag}}:w`;
+  }
   /** A cached token's record, in its user's slot (so a read checks the user's stamps in one script). */
   token(tag: string, hash: string): string {
     return `${this.prefix}:{${tag}}:tk:${hash}`;

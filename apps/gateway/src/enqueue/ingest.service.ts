@@ -21,8 +21,6 @@ import { RedisUnavailableException } from '../http/redis-unavailable.js';
 
 type StampOutcome = 'in_force' | 'failed' | 'late';
 const STAMP_WARNING_EVERY_MS = 60_000;
-/** How long the key written before a duplicate delivery's WAIT lives (only its write matters). */
-const REPLICA_WAIT_KEY_MS = 60_000;
 
 /**
  * The one way into the queue for every source: store what must be kept (commands, quarantined
@@ -72,15 +70,13 @@ export class IngestService {
   /**
    * With ENQUEUE_WAIT_REPLICAS, a delivery is acknowledged only once that many of the queue master's
    * replicas (as many as it has, up to that) hold it: Redis replication is asynchronous, and a master
-   * that fails over right after a write loses it. WAIT covers only what its own connection wrote, and
-   * a duplicate's job was written by its first delivery, perhaps through another gateway: a delivery
-   * that found duplicates first writes a key of its own on that node, after the job in the node's
-   * replication stream, so replicas that have the key have the job too.
+   * that fails over right after a write loses it. The WAIT follows a write of our own marker (the
+   * same key), so it also covers what other connections wrote: a duplicate's job was stored by its
+   * first delivery, perhaps through another gateway.
    */
-  private async waitForReplicas(foundDuplicates: boolean): Promise<void> {
+  private async waitForReplicas(): Promise<void> {
     const wanted = this.config.enqueueWaitReplicas;
     if (wanted === 0) return;
-    if (foundDuplicates) await this.redis.set(this.keys.replicaWait, '1', 'PX', REPLICA_WAIT_KEY_MS);
     // Half the delivery's deadline: WAIT's own answer, not the deadline, should decide.
     const timeout = Math.floor(this.config.enqueueTimeoutMs / 2);
     const { wanted: present, acknowledged } = await waitForReplicas(
@@ -88,6 +84,7 @@ export class IngestService {
       this.keys.replicaWait,
       wanted,
       timeout,
+      { marker: this.keys.replicaWait },
     );
     if (acknowledged < present)
       throw new Error(`only ${acknowledged} of ${present} replicas acknowledged the delivery`);
@@ -191,7 +188,7 @@ export class IngestService {
               ? this.quarantine.add(quarantined, options.receivedAt ?? Date.now())
               : null,
           ]).then(async (stored) => {
-            await this.waitForReplicas(stored[0].duplicates.length > 0);
+            await this.waitForReplicas();
             return stored;
           }),
           // Beside the queue's writes and their WAIT, not before it; within half the delivery's

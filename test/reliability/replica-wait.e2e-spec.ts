@@ -155,7 +155,9 @@ describe('acknowledging only what a replica holds', () => {
   });
 
   it('a WAIT with a marker writes it first and is not acknowledged while the replica lacks what another connection wrote', async () => {
-    const [writer, waiter, lagging] = [primary, primary, replica].map((s) => new Redis({ port: s.port }));
+    const writer = new Redis({ port: primary.port });
+    const waiter = new Redis({ port: primary.port });
+    const lagging = new Redis({ port: replica.port });
     try {
       // Everything so far acknowledged, then the replica stops applying the stream.
       expect(await waiter.call('WAIT', '1', '5000')).toBe(1);

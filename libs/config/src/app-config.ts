@@ -21,6 +21,13 @@ const list = (v: string | undefined) =>
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 
+/** A yes/no setting: true, false, 1 or 0, anything else refused by name. */
+const flag = (fallback: 'true' | 'false') =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .default(fallback)
+    .transform((v) => v === 'true' || v === '1');
+
 const redisUrl = z
   .string()
   .url()
@@ -153,10 +160,7 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
-  REDIS_CLUSTER: z
-    .enum(['true', 'false', '1', '0'])
-    .default('false')
-    .transform((v) => v === 'true' || v === '1'),
+  REDIS_CLUSTER: flag('false'),
   REDIS_CLUSTER_NODES: clusterNodes.optional(),
   QUEUE_REDIS_URL: redisUrl.optional(),
   QUEUE_REDIS_CLUSTER: z.enum(['true', 'false', '1', '0']).optional(),
@@ -197,14 +201,8 @@ const EnvSchema = z.object({
   QUARANTINE_MAX_BYTES: byteSize.default(64 * 1024 * 1024),
   ENQUEUE_TIMEOUT_MS: int(100, 60_000).default(2000),
   ENQUEUE_WAIT_REPLICAS: int(0, 16).default(0),
-  REVOKE_ON_RECEIPT: z
-    .enum(['true', 'false', '1', '0'])
-    .default('true')
-    .transform((v) => v === 'true' || v === '1'),
-  ENQUEUE_ONE_SCRIPT: z
-    .enum(['true', 'false', '1', '0'])
-    .default('true')
-    .transform((v) => v === 'true' || v === '1'),
+  REVOKE_ON_RECEIPT: flag('true'),
+  ENQUEUE_ONE_SCRIPT: flag('true'),
   JOB_ATTEMPTS: int(1, 100).default(8),
   JOB_BACKOFF_MS: int(1).default(500),
   COMPLETED_JOBS_MAX_AGE_SECONDS: int(1).default(3600),
@@ -220,18 +218,9 @@ const EnvSchema = z.object({
   MEMORY_WATCH_EVERY_MS: int(1000).default(15_000),
   MEMORY_WARN_FRACTION: z.coerce.number().gt(0).max(1).default(0.9),
   AUDIT_MAX_ENTRIES: int(1).default(100_000),
-  EMBEDDED_WORKER: z
-    .enum(['true', 'false', '1', '0'])
-    .default('true')
-    .transform((v) => v === 'true' || v === '1'),
-  ALLOW_HTTP_JWKS: z
-    .enum(['true', 'false', '1', '0'])
-    .default('false')
-    .transform((v) => v === 'true' || v === '1'),
-  ALLOW_EVICTING_QUEUE_REDIS: z
-    .enum(['true', 'false', '1', '0'])
-    .default('false')
-    .transform((v) => v === 'true' || v === '1'),
+  EMBEDDED_WORKER: flag('true'),
+  ALLOW_HTTP_JWKS: flag('false'),
+  ALLOW_EVICTING_QUEUE_REDIS: flag('false'),
   ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   ADMIN_API_KEYS: z.string().optional(),
   ADMIN_JWT_ISSUER: z.string().optional(),
@@ -249,10 +238,7 @@ const EnvSchema = z.object({
   TOKEN_INTROSPECTION_CLIENT_ID: z.string().optional(),
   TOKEN_INTROSPECTION_CLIENT_SECRET: z.string().optional(),
   TOKEN_INTROSPECTION_TIMEOUT_MS: int(100, 60_000).default(3000),
-  TOKEN_REQUIRE_AT_JWT: z
-    .enum(['true', 'false', '1', '0'])
-    .default('false')
-    .transform((v) => v === 'true' || v === '1'),
+  TOKEN_REQUIRE_AT_JWT: flag('false'),
   TOKEN_GROUPS_CLAIM: z.string().optional(),
   TOKEN_CACHE_MAX_TTL_SECONDS: int(1, 86_400).default(300),
   TOKEN_NEGATIVE_CACHE_SECONDS: int(0, 3600).default(10),
@@ -263,10 +249,7 @@ const EnvSchema = z.object({
     .string()
     .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/, 'must be a cookie name')
     .optional(),
-  EDGE_COOKIE_SECURE: z
-    .enum(['true', 'false', '1', '0'])
-    .default('true')
-    .transform((v) => v === 'true' || v === '1'),
+  EDGE_COOKIE_SECURE: flag('true'),
   EDGE_SESSION_TTL_SECONDS: int(60, 30 * 86_400).default(28_800),
   OIDC_ISSUER: z.string().url().optional(),
   OIDC_CLIENT_ID: z.string().optional(),
@@ -275,10 +258,7 @@ const EnvSchema = z.object({
   OIDC_SCOPES: z.string().default('openid profile email offline_access'),
   OIDC_GROUPS_CLAIM: z.string().min(1).default('groups'),
   OIDC_POST_LOGOUT_REDIRECT_URI: z.string().url().optional(),
-  EDGE_PASS_ACCESS_TOKEN: z
-    .enum(['true', 'false', '1', '0'])
-    .default('false')
-    .transform((v) => v === 'true' || v === '1'),
+  EDGE_PASS_ACCESS_TOKEN: flag('false'),
   CONFIG_FILE: z.string().optional(),
 });
 
